@@ -1,0 +1,59 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/northwind-it/ticketgw/notify"
+	"github.com/northwind-it/ticketgw/rules"
+)
+
+// loadConfig loads and validates a configuration file the way `run` does,
+// printing every error as file:line:col: message.
+func loadConfig(path string, env Env) (*rules.Config, error) {
+	cfg, err := rules.Load(path, rules.LoadOptions{Getenv: env.Getenv})
+	if err != nil {
+		var errs rules.Errors
+		if errors.As(err, &errs) {
+			for _, e := range errs {
+				fmt.Fprintln(env.Stderr, e.Error())
+			}
+			return nil, errSilentFailure
+		}
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// loadTemplates loads the built-in templates with the config's overrides and
+// renders each against sample data (so a broken override fails here, not at
+// send time).
+func loadTemplates(cfg *rules.Config) (*notify.Templates, error) {
+	t, err := notify.LoadTemplates(cfg.Templates.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("load templates: %w", err)
+	}
+	if err := t.Check(); err != nil {
+		return nil, fmt.Errorf("check templates: %w", err)
+	}
+	return t, nil
+}
+
+func cmdCheck(_ context.Context, args []string, env Env) error {
+	fs := newFlagSet("check", env.Stderr, "-c FILE")
+	cfgPath := fs.String("c", "gateway.yaml", "configuration `file`")
+	if _, err := parseInterleaved(fs, args); err != nil {
+		return errUsage
+	}
+	cfg, err := loadConfig(*cfgPath, env)
+	if err != nil {
+		return err
+	}
+	if _, err := loadTemplates(cfg); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "%s: ok (%d contracts, %d calendars, %d rules, %d mailboxes)\n",
+		*cfgPath, len(cfg.Contracts), len(cfg.Calendars), len(cfg.Rules), len(cfg.Mailboxes))
+	return nil
+}

@@ -1,0 +1,219 @@
+// Package classify evaluates the configured rules (SPEC §3) against a parsed
+// message: it finds the sender's contract (exact address first, then the
+// domain and its parent domains), runs the rules in order with their merge
+// semantics, decides whether the message may be acknowledged (SPEC §6), and
+// records a trace of every rule tried and why it matched or not.
+//
+// A Classifier is built once per configuration and is safe for concurrent
+// use; it never reads the clock or any state.
+package classify
+
+import (
+	"strings"
+
+	"github.com/northwind-it/ticketgw/domain"
+	"github.com/northwind-it/ticketgw/rules"
+)
+
+// Ack reasons beyond the automatic-mail kinds of domain.AutoKind.
+const (
+	ReasonRule          = "rule"
+	ReasonDrop          = "drop"
+	ReasonUnknownSender = "unknown-sender"
+	ReasonStaff         = "staff"
+	ReasonNoSender      = "no-sender"
+)
+
+// Classifier classifies messages under one configuration.
+type Classifier struct {
+	cfg      *rules.Config
+	byAddr   map[string]*rules.Contract
+	byDomain map[string]*rules.Contract
+	ownAddrs map[string]bool
+	compiled []compiledRule
+	kw       *keywords
+}
+
+type compiledRule struct {
+	rule *rules.Rule
+	cond *node
+}
+
+// New builds a classifier for cfg. cfg must have been validated by the rules
+// loader.
+func New(cfg *rules.Config) *Classifier {
+	c := &Classifier{
+		cfg:      cfg,
+		byAddr:   map[string]*rules.Contract{},
+		byDomain: map[string]*rules.Contract{},
+		ownAddrs: map[string]bool{},
+		kw:       &keywords{byField: map[string]*fieldKeywords{}},
+	}
+	for _, ct := range cfg.Contracts {
+		for _, a := range ct.Addresses {
+			c.byAddr[strings.ToLower(a)] = ct
+		}
+		for _, d := range ct.Domains {
+			c.byDomain[strings.ToLower(strings.TrimPrefix(d, "@"))] = ct
+		}
+	}
+	for _, a := range cfg.Addresses() {
+		c.ownAddrs[strings.ToLower(a)] = true
+	}
+	for _, r := range cfg.Rules {
+		c.compiled = append(c.compiled, compiledRule{rule: r, cond: compile(r.When, c.kw)})
+	}
+	c.kw.build()
+	return c
+}
+
+// Contract returns the contract of a sender address and how it matched
+// ("address", "domain" or "subdomain"), or nil.
+func (c *Classifier) Contract(addr string) (*rules.Contract, string) {
+	addr = strings.ToLower(strings.TrimSpace(addr))
+	if ct, ok := c.byAddr[addr]; ok {
+		return ct, "address"
+	}
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 {
+		return nil, ""
+	}
+	dom := strings.TrimSuffix(addr[at+1:], ".")
+	if ct, ok := c.byDomain[dom]; ok {
+		return ct, "domain"
+	}
+	for {
+		dot := strings.IndexByte(dom, '.')
+		if dot < 0 {
+			return nil, ""
+		}
+		dom = dom[dot+1:]
+		if ct, ok := c.byDomain[dom]; ok {
+			return ct, "subdomain"
+		}
+	}
+}
+
+// IsOwn reports whether addr is one of the gateway's own addresses.
+func (c *Classifier) IsOwn(addr string) bool {
+	return c.ownAddrs[strings.ToLower(strings.TrimSpace(addr))]
+}
+
+// Classify runs contract matching, the rules and the acknowledgement decision
+// on m. It never fails: a message nothing matches gets the defaults (request,
+// normal).
+func (c *Classifier) Classify(m *domain.Message) domain.Classification {
+	res := domain.Classification{Rules: []string{}, Trace: make([]domain.TraceStep, 0, len(c.compiled))}
+	var contract *rules.Contract
+	if m.From.Addr != "" {
+		contract, res.MatchedBy = c.Contract(m.From.Addr)
+	}
+	if contract != nil {
+		res.Contract = contract.ID
+	}
+
+	f := newFields(m, res.Contract, c.kw)
+	var ack *bool
+	for _, cr := range c.compiled {
+		ok, why := cr.cond.eval(f)
+		step := domain.TraceStep{Rule: cr.rule.Name, Matched: ok, Why: why}
+		if !ok {
+			res.Trace = append(res.Trace, step)
+			continue
+		}
+		res.Rules = append(res.Rules, cr.rule.Name)
+		set := map[string]string{}
+		a := cr.rule.Set
+		if a.Category != "" && res.Category == "" {
+			res.Category = a.Category
+			set["category"] = string(a.Category)
+		}
+		if a.Priority != "" && res.Priority == "" {
+			res.Priority = a.Priority
+			set["priority"] = string(a.Priority)
+		}
+		for _, tg := range a.Tags {
+			if !contains(res.Tags, tg) {
+				res.Tags = append(res.Tags, tg)
+				set["tags"] = strings.TrimPrefix(set["tags"]+","+tg, ",")
+			}
+		}
+		if a.Ack != nil && ack == nil {
+			v := *a.Ack
+			ack = &v
+			set["ack"] = boolString(v)
+		}
+		if a.Drop && !res.Drop {
+			res.Drop = true
+			set["drop"] = "true"
+		}
+		if len(set) > 0 {
+			step.Set = set
+		}
+		step.Stopped = !cr.rule.Continue
+		res.Trace = append(res.Trace, step)
+		if !cr.rule.Continue {
+			break
+		}
+	}
+	if res.Category == "" {
+		res.Category = domain.Request
+	}
+	if res.Priority == "" {
+		res.Priority = domain.Normal
+	}
+
+	res.Ack, res.AckReason = c.ackDecision(m, contract, ack, res.Drop)
+	return res
+}
+
+// ackDecision applies SPEC §6 in order of precedence: automatic mail and our
+// own mail are never acknowledged whatever the rules say; then staff; then
+// the rules' drop and ack: false; then unknown senders.
+func (c *Classifier) ackDecision(m *domain.Message, contract *rules.Contract, ack *bool, drop bool) (bool, string) {
+	if m.Auto != domain.Human {
+		return false, string(m.Auto)
+	}
+	for _, v := range m.HeaderValues(domain.LoopHeader) {
+		for _, a := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '<' || r == '>' }) {
+			if c.IsOwn(a) {
+				return false, string(domain.Loop)
+			}
+		}
+	}
+	if m.From.Addr == "" {
+		return false, ReasonNoSender
+	}
+	if c.IsOwn(m.From.Addr) {
+		return false, string(domain.Self)
+	}
+	if c.cfg.IsStaff(m.From.Addr) {
+		return false, ReasonStaff
+	}
+	if drop {
+		return false, ReasonDrop
+	}
+	if ack != nil && !*ack {
+		return false, ReasonRule
+	}
+	if contract == nil && c.cfg.UnknownSenders != "ticket" {
+		return false, ReasonUnknownSender
+	}
+	return true, ""
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func boolString(b bool) string {
+	if b {
+		return "true"
+	}
+	return "false"
+}

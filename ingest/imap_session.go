@@ -1,0 +1,792 @@
+package ingest
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-sasl"
+)
+
+// errIMAPTimeout reports a server that did not answer within
+// IMAPConfig.CommandTimeout; the connection is then closed.
+var errIMAPTimeout = errors.New("no response from imap server")
+
+// imapCloseWait bounds how long closing a client may take before the session
+// gives up on it (the client waits for its reader goroutine).
+const imapCloseWait = 5 * time.Second
+
+// imapSession is one connection to the server, from dial to close. It is used
+// by one goroutine (Run's) only.
+type imapSession struct {
+	s    *Source
+	log  *slog.Logger
+	conn net.Conn // the dialled TCP connection; closing it unblocks everything
+	c    *imapclient.Client
+	caps imap.CapSet // cached right after authentication
+
+	stopAfterFunc func() bool // undoes the ctx watcher
+	idle          bool
+
+	uidValidity uint32
+	lastUID     uint32
+	lastSelect  time.Time
+	needCreate  bool // a move failed with TRYCREATE
+	handled     int
+}
+
+// imapSessionResult summarises a finished session for the reconnect policy.
+type imapSessionResult struct {
+	ready   bool // the folder was selected
+	handled int  // messages handled and moved
+}
+
+// session runs one connection until it fails or ctx is done.
+func (s *Source) session(ctx context.Context, h Handler) (imapSessionResult, error) {
+	var res imapSessionResult
+	ss, err := s.connect(ctx)
+	if err != nil {
+		return res, err
+	}
+	defer ss.close()
+
+	if err := ss.ensureProcessedFolder(); err != nil {
+		return res, err
+	}
+	if err := ss.selectFolder(ctx); err != nil {
+		return res, err
+	}
+	res.ready = true
+	s.sessions.Add(1)
+
+	ss.idle = s.cfg.IDLE && ss.caps.Has(imap.CapIdle)
+	mode := "poll"
+	if ss.idle {
+		mode = "idle"
+	} else if s.cfg.IDLE {
+		ss.log.Info("imap server lacks IDLE; polling", slog.Duration("poll_interval", s.cfg.PollInterval))
+	}
+	s.mu.Lock()
+	s.connected = true
+	s.mode = mode
+	s.mu.Unlock()
+	ss.log.Info("imap session ready",
+		slog.String("mode", mode),
+		slog.Bool("move", ss.caps.Has(imap.CapMove)),
+		slog.Bool("uidplus", ss.caps.Has(imap.CapUIDPlus)),
+		slog.Uint64("uidvalidity", uint64(ss.uidValidity)),
+		slog.Uint64("last_uid", uint64(ss.lastUID)))
+
+	for {
+		err := ss.pass(ctx, h)
+		res.handled = ss.handled
+		if err != nil {
+			return res, err
+		}
+		resync, err := ss.wait(ctx)
+		if err != nil {
+			return res, err
+		}
+		if resync {
+			if err := ss.selectFolder(ctx); err != nil {
+				return res, err
+			}
+		}
+	}
+}
+
+// connect dials, sets up TLS, reads the greeting, authenticates and caches
+// the capabilities.
+func (s *Source) connect(ctx context.Context) (*imapSession, error) {
+	dctx, cancel := context.WithTimeout(ctx, s.cfg.CommandTimeout)
+	conn, err := s.dial(dctx, "tcp", s.cfg.Addr)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", s.cfg.Addr, err)
+	}
+	ss := &imapSession{s: s, log: s.log, conn: conn}
+	ss.stopAfterFunc = context.AfterFunc(ctx, func() { conn.Close() })
+	if err := ss.open(ctx); err != nil {
+		ss.close()
+		return nil, err
+	}
+	return ss, nil
+}
+
+// open does everything connect does after the dial.
+func (ss *imapSession) open(ctx context.Context) error {
+	cfg := ss.s.cfg
+	opts := &imapclient.Options{
+		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+			Mailbox: func(d *imapclient.UnilateralDataMailbox) { ss.s.onMailbox(d.NumMessages) },
+		},
+	}
+	switch cfg.TLS {
+	case imapTLSImplicit:
+		tc := ss.s.tlsConfig()
+		if tc.NextProtos == nil {
+			tc.NextProtos = []string{"imap"}
+		}
+		tlsConn := tls.Client(ss.conn, tc)
+		if err := ss.guard("tls handshake", func() error { return tlsConn.HandshakeContext(ctx) }); err != nil {
+			return err
+		}
+		ss.c = imapclient.New(tlsConn, opts)
+	case imapTLSStartTLS:
+		opts.TLSConfig = ss.s.tlsConfig()
+		err := ss.guard("starttls", func() error {
+			c, err := imapclient.NewStartTLS(ss.conn, opts)
+			ss.c = c
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	default: // imapTLSNone, allowed by Validate
+		ss.c = imapclient.New(ss.conn, opts)
+	}
+	if err := ss.guard("read greeting", ss.c.WaitGreeting); err != nil {
+		return err
+	}
+	if ss.c.State() == imap.ConnStateNotAuthenticated {
+		if err := ss.login(); err != nil {
+			return err
+		}
+	}
+	// go-imap clears the capabilities after authentication and Caps() may
+	// block; fetch and cache them now, before anything depends on them.
+	return ss.guard("read capabilities", func() error {
+		caps, err := ss.c.Capability().Wait()
+		ss.caps = caps
+		return err
+	})
+}
+
+// login authenticates with the configured method.
+func (ss *imapSession) login() error {
+	cfg := ss.s.cfg
+	method := cfg.Auth
+	if method == "" {
+		method = imapAuthLogin
+		err := ss.guard("read capabilities", func() error {
+			if slices.ContainsFunc(ss.c.Caps().AuthMechanisms(), func(m string) bool { return strings.EqualFold(m, "PLAIN") }) {
+				method = imapAuthPlain
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	var err error
+	if method == imapAuthPlain {
+		err = ss.guard("authenticate plain", func() error {
+			return ss.c.Authenticate(sasl.NewPlainClient("", cfg.Username, cfg.Password))
+		})
+	} else {
+		err = ss.guard("login", func() error { return ss.c.Login(cfg.Username, cfg.Password).Wait() })
+	}
+	if err != nil {
+		return fmt.Errorf("log in as %q: %w", cfg.Username, err)
+	}
+	return nil
+}
+
+// tlsConfig builds the client TLS configuration.
+func (s *Source) tlsConfig() *tls.Config {
+	c := &tls.Config{}
+	if s.tlsBase != nil {
+		c = s.tlsBase.Clone()
+	}
+	if c.ServerName == "" {
+		if host, _, err := net.SplitHostPort(s.cfg.Addr); err == nil {
+			c.ServerName = host
+		}
+	}
+	if s.cfg.InsecureSkipVerify {
+		c.InsecureSkipVerify = true
+	}
+	if c.MinVersion == 0 {
+		c.MinVersion = tls.VersionTLS12
+	}
+	return c
+}
+
+// close tears the connection down. It never blocks for long.
+func (ss *imapSession) close() {
+	ss.stopAfterFunc()
+	if ss.c == nil {
+		ss.conn.Close()
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		ss.c.Close()
+		close(done)
+	}()
+	t := time.NewTimer(imapCloseWait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		ss.log.Error("imap client did not shut down in time")
+	}
+}
+
+// guard runs f, which waits on the server, with IMAPConfig.CommandTimeout:
+// go-imap has no deadline while waiting for a response, so on expiry the
+// connection is closed, which makes f return. Run's ctx closes it the same
+// way.
+func (ss *imapSession) guard(what string, f func() error) error {
+	timeout := ss.s.cfg.CommandTimeout
+	var fired atomic.Bool
+	t := time.AfterFunc(timeout, func() {
+		fired.Store(true)
+		ss.conn.Close()
+	})
+	err := f()
+	t.Stop()
+	if fired.Load() {
+		return fmt.Errorf("%s: %w within %s", what, errIMAPTimeout, timeout)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+// imapCommandFailed reports whether err is a NO or BAD answer to a command,
+// as opposed to a broken connection.
+func imapCommandFailed(err error) (*imap.Error, bool) {
+	var ie *imap.Error
+	if errors.As(err, &ie) {
+		return ie, true
+	}
+	return nil, false
+}
+
+// ensureProcessedFolder creates the processed folder unless it exists.
+func (ss *imapSession) ensureProcessedFolder() error {
+	name := ss.s.cfg.ProcessedFolder
+	err := ss.guard("create "+name, func() error { return ss.c.Create(name, nil).Wait() })
+	if err == nil {
+		ss.log.Info("created processed folder", slog.String("folder", name))
+		return nil
+	}
+	ie, ok := imapCommandFailed(err)
+	if !ok {
+		return err
+	}
+	if ie.Code == imap.ResponseCodeAlreadyExists {
+		return nil
+	}
+	// Not every server sends ALREADYEXISTS: see whether the folder is there.
+	serr := ss.guard("status "+name, func() error {
+		_, err := ss.c.Status(name, &imap.StatusOptions{NumMessages: true}).Wait()
+		return err
+	})
+	if serr != nil {
+		return fmt.Errorf("create processed folder: %w", err)
+	}
+	return nil
+}
+
+// selectFolder (re-)selects the watched folder and reconciles its
+// UIDVALIDITY with the checkpoint.
+func (ss *imapSession) selectFolder(ctx context.Context) error {
+	s := ss.s
+	var data *imap.SelectData
+	err := ss.guard("select "+s.cfg.Folder, func() error {
+		d, err := ss.c.Select(s.cfg.Folder, nil).Wait()
+		data = d
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	ss.lastSelect = time.Now()
+	uv := data.UIDValidity
+	if uv == 0 {
+		ss.log.Warn("imap server sent no UIDVALIDITY")
+	}
+	if ss.uidValidity != 0 && ss.uidValidity == uv {
+		return nil
+	}
+	cpUV, last, err := s.cp.Checkpoint(ctx, s.cfg.Name)
+	if err != nil {
+		return fmt.Errorf("read checkpoint: %w", err)
+	}
+	if cpUV != uv {
+		if cpUV != 0 {
+			s.uidValidityChanges.Add(1)
+			ss.log.Warn("UIDVALIDITY changed: UIDs restart; the folder is rescanned and the store dedupes",
+				slog.Uint64("old_uidvalidity", uint64(cpUV)),
+				slog.Uint64("uidvalidity", uint64(uv)),
+				slog.Uint64("old_last_uid", uint64(last)))
+		}
+		last = 0
+		if err := s.cp.SetCheckpoint(ctx, s.cfg.Name, uv, 0); err != nil {
+			return fmt.Errorf("write checkpoint: %w", err)
+		}
+	}
+	ss.uidValidity, ss.lastUID = uv, last
+	s.mu.Lock()
+	s.uidValidity, s.lastUID = uv, last
+	s.mu.Unlock()
+	return nil
+}
+
+// imapMeta is what the first, cheap FETCH tells about a message.
+type imapMeta struct {
+	uid          imap.UID
+	internalDate time.Time
+	size         int64
+	deleted      bool
+}
+
+// pass hands every due message of the folder to h, in UID order. It returns
+// an error only when the session can't go on; a failing message is recorded
+// for a later retry and the pass goes on with the next one.
+func (ss *imapSession) pass(ctx context.Context, h Handler) error {
+	if ss.needCreate {
+		if err := ss.ensureProcessedFolder(); err != nil {
+			return err
+		}
+		ss.needCreate = false
+	}
+	var uids []imap.UID
+	err := ss.guard("search", func() error {
+		data, err := ss.c.UIDSearch(&imap.SearchCriteria{NotFlag: []imap.Flag{imap.FlagDeleted}}, nil).Wait()
+		if err != nil {
+			return err
+		}
+		set, _ := data.All.(imap.UIDSet)
+		nums, ok := set.Nums()
+		if !ok {
+			return fmt.Errorf("server answered with a dynamic UID set %q", set)
+		}
+		uids = nums
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	slices.Sort(uids)
+	present := make(map[uint32]bool, len(uids))
+	for _, u := range uids {
+		present[uint32(u)] = true
+	}
+	ss.s.pruneRetries(ss.uidValidity, present)
+
+	for batch := range slices.Chunk(uids, imapMetaBatch) {
+		var due []imap.UID
+		for _, u := range batch {
+			if _, ok := ss.s.retryState(imapMsgKey{ss.uidValidity, uint32(u)}); ok {
+				due = append(due, u)
+			}
+		}
+		if len(due) == 0 {
+			continue
+		}
+		metas, err := ss.fetchMeta(due)
+		if err != nil {
+			return err
+		}
+		for _, u := range due {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			m, ok := metas[u]
+			if !ok || m.deleted {
+				continue // expunged or deleted by another client meanwhile
+			}
+			if err := ss.process(ctx, h, m); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// fetchMeta reads UID, FLAGS, INTERNALDATE and RFC822.SIZE of uids.
+func (ss *imapSession) fetchMeta(uids []imap.UID) (map[imap.UID]imapMeta, error) {
+	metas := make(map[imap.UID]imapMeta, len(uids))
+	err := ss.guard("fetch metadata", func() error {
+		bufs, err := ss.c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{
+			UID: true, Flags: true, InternalDate: true, RFC822Size: true,
+		}).Collect()
+		if err != nil {
+			return err
+		}
+		for _, b := range bufs {
+			if b.UID == 0 {
+				continue
+			}
+			metas[b.UID] = imapMeta{
+				uid:          b.UID,
+				internalDate: b.InternalDate,
+				size:         b.RFC822Size,
+				deleted:      slices.Contains(b.Flags, imap.FlagDeleted),
+			}
+		}
+		return nil
+	})
+	return metas, err
+}
+
+// process takes one message through handler and move.
+func (ss *imapSession) process(ctx context.Context, h Handler, m imapMeta) error {
+	k := imapMsgKey{ss.uidValidity, uint32(m.uid)}
+	stage, _ := ss.s.retryState(k)
+	if stage == imapStageNew {
+		ok, err := ss.fetchAndHandle(ctx, h, m, k)
+		if !ok || err != nil {
+			return err
+		}
+		stage = imapStageHandled
+	}
+	return ss.move(ctx, k, stage)
+}
+
+// fetchAndHandle streams the message's body to h. ok reports that h returned
+// nil after reading without error, i.e. that the message is stored. err is
+// non-nil only when the session can't go on; failures are recorded.
+func (ss *imapSession) fetchAndHandle(ctx context.Context, h Handler, m imapMeta, k imapMsgKey) (ok bool, err error) {
+	log := ss.log.With(slog.Uint64("uid", uint64(k.uid)))
+	var (
+		cmd *imapclient.FetchCommand
+		msg *imapclient.FetchMessageData
+		lit imap.LiteralReader
+	)
+	err = ss.guard("fetch body", func() error {
+		cmd = ss.c.Fetch(imap.UIDSetNum(m.uid), &imap.FetchOptions{
+			UID:         true,
+			BodySection: []*imap.FetchItemBodySection{{Peek: true}},
+		})
+		msg = cmd.Next()
+		if msg == nil {
+			return nil
+		}
+		for {
+			item := msg.Next()
+			if item == nil {
+				return nil
+			}
+			// The literal must be consumed before the next Next() (#667).
+			if b, isBody := item.(imapclient.FetchItemDataBodySection); isBody && b.Literal != nil {
+				lit = b.Literal
+				return nil
+			}
+		}
+	})
+	if err != nil {
+		if lit != nil {
+			_, _ = io.Copy(io.Discard, lit) // the connection is closed: fails fast
+		}
+		ss.s.recordFailure(k, imapStageNew)
+		return false, err
+	}
+	if lit == nil {
+		// Expunged meanwhile, a NIL body, or UID sent after the literal (the
+		// response then went to the unilateral handler): retry later.
+		cerr := ss.guard("fetch body", func() error {
+			if msg != nil {
+				for msg.Next() != nil {
+				}
+			}
+			return cmd.Close()
+		})
+		attempts, d := ss.s.recordFailure(k, imapStageNew)
+		lvl := slog.LevelWarn
+		if attempts >= imapPersistentFailure {
+			lvl = slog.LevelError
+		}
+		log.Log(ctx, lvl, "imap server returned no body; will retry",
+			slog.Int("attempt", attempts), slog.Duration("retry_in", d), slog.Any("err", cerr))
+		if _, failed := imapCommandFailed(cerr); failed {
+			cerr = nil
+		}
+		return false, cerr
+	}
+
+	body := &imapBody{r: lit, size: lit.Size()}
+	size := m.size
+	if size == 0 {
+		size = lit.Size()
+	}
+	f := &Fetched{
+		Mailbox:      ss.s.cfg.Name,
+		Folder:       ss.s.cfg.Folder,
+		UIDValidity:  k.uidValidity,
+		UID:          k.uid,
+		InternalDate: m.internalDate,
+		Size:         size,
+		Body:         body,
+	}
+	herr := ss.callHandler(ctx, h, f)
+	readErr := body.err // an error the handler saw while reading
+	// Drain what the handler left unread before touching the command again
+	// (#667). go-imap bounds a literal's reading time (5 min from its
+	// start) and Run's ctx closes the connection, so this can't hang.
+	_, cerr := io.Copy(io.Discard, body)
+	if cerr != nil {
+		cerr = fmt.Errorf("drain message body: %w", cerr)
+	} else {
+		cerr = ss.guard("finish fetch", func() error {
+			for msg.Next() != nil {
+			}
+			return cmd.Close()
+		})
+	}
+	if _, failed := imapCommandFailed(cerr); failed {
+		// The body arrived in full; only the tagged answer was NO.
+		log.Warn("imap fetch completed with an error", slog.Any("err", cerr))
+		cerr = nil
+	}
+
+	switch {
+	case herr != nil:
+		ss.s.handlerErrors.Add(1)
+		attempts, d := ss.s.recordFailure(k, imapStageNew)
+		lvl := slog.LevelWarn
+		if attempts >= imapPersistentFailure {
+			lvl = slog.LevelError
+		}
+		log.Log(ctx, lvl, "handler failed; message stays in the folder",
+			slog.Any("err", herr), slog.Int("attempt", attempts), slog.Duration("retry_in", d))
+		return false, cerr
+	case readErr != nil:
+		ss.s.handlerErrors.Add(1)
+		attempts, d := ss.s.recordFailure(k, imapStageNew)
+		log.Error("handler returned nil after a body read error; message not moved",
+			slog.Any("err", readErr), slog.Int("attempt", attempts), slog.Duration("retry_in", d))
+		return false, cerr
+	case cerr != nil:
+		// Stored, but the connection broke: after reconnecting only the
+		// move is left to do.
+		ss.s.recordFailure(k, imapStageHandled)
+		return false, cerr
+	}
+	return true, nil
+}
+
+// callHandler runs h, turning a panic into an error so that one bad message
+// can't take the gateway down.
+func (ss *imapSession) callHandler(ctx context.Context, h Handler, f *Fetched) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("handler panic: %v", r)
+			ss.log.Error("handler panicked", slog.Uint64("uid", uint64(f.UID)),
+				slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
+		}
+	}()
+	return h(ctx, f)
+}
+
+// move moves a handled message to the processed folder without ever
+// risking its loss: MOVE when the server has it; otherwise COPY, and only
+// after the COPY succeeded STORE \Deleted, then UID EXPUNGE with UIDPLUS
+// (never a plain EXPUNGE, which would remove other clients' deleted mail).
+// Client.Move's own fallback is not used: it pipelines STORE and EXPUNGE
+// without waiting for the COPY, and loses the message when the COPY fails.
+func (ss *imapSession) move(ctx context.Context, k imapMsgKey, stage imapStage) error {
+	dest := ss.s.cfg.ProcessedFolder
+	set := imap.UIDSetNum(imap.UID(k.uid))
+	var connErr error
+	if ss.caps.Has(imap.CapMove) {
+		err := ss.guard("move to "+dest, func() error {
+			// Client.Move decides on its own between MOVE and the unsafe
+			// fallback: make sure it will send MOVE.
+			if !ss.c.Caps().Has(imap.CapMove) {
+				return errors.New("capabilities lost")
+			}
+			_, err := ss.c.Move(set, dest).Wait()
+			return err
+		})
+		switch {
+		case imapCopyUIDBug(err):
+			// The server moved it (COPYUID comes once the move is done);
+			// only the client gave up on the connection.
+			connErr = err
+		case err != nil:
+			return ss.moveFailed(k, imapStageHandled, err)
+		}
+	} else {
+		if stage < imapStageCopied {
+			err := ss.guard("copy to "+dest, func() error {
+				_, err := ss.c.Copy(set, dest).Wait()
+				return err
+			})
+			if imapCopyUIDBug(err) {
+				// The COPY succeeded (COPYUID only comes with OK) but the
+				// client dropped the connection: after reconnecting, set
+				// \Deleted without copying a second time.
+				return ss.moveFailed(k, imapStageCopied, err)
+			}
+			if err != nil {
+				return ss.moveFailed(k, imapStageHandled, err)
+			}
+		}
+		err := ss.guard(`store \Deleted`, func() error {
+			return ss.c.Store(set, &imap.StoreFlags{
+				Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted},
+			}, nil).Close()
+		})
+		if err != nil {
+			return ss.moveFailed(k, imapStageCopied, err)
+		}
+		if ss.caps.Has(imap.CapUIDPlus) {
+			err := ss.guard("uid expunge", func() error { return ss.c.UIDExpunge(set).Close() })
+			if err != nil {
+				// Flagged \Deleted and copied: done as far as we are
+				// concerned, the pass skips \Deleted messages.
+				ss.log.Warn("uid expunge failed; message stays flagged \\Deleted",
+					slog.Uint64("uid", uint64(k.uid)), slog.Any("err", err))
+				if _, failed := imapCommandFailed(err); !failed {
+					connErr = err
+				}
+			}
+		}
+	}
+
+	ss.s.forgetRetry(k)
+	ss.s.handled.Add(1)
+	ss.handled++
+	if k.uid > ss.lastUID {
+		ss.lastUID = k.uid
+		ss.s.mu.Lock()
+		ss.s.lastUID = k.uid
+		ss.s.mu.Unlock()
+		if err := ss.s.cp.SetCheckpoint(ctx, ss.s.cfg.Name, k.uidValidity, k.uid); err != nil {
+			// Progress is not gated by the checkpoint (the folder is the
+			// queue), so this only delays its update.
+			ss.log.Warn("write checkpoint failed", slog.Uint64("uid", uint64(k.uid)), slog.Any("err", err))
+		}
+	}
+	return connErr
+}
+
+// imapCopyUIDBug recognises go-imap beta.8 closing the connection on a
+// COPYUID response code holding "*" (#749, fixed after beta.8 by #755).
+func imapCopyUIDBug(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "dynamic number set in COPYUID")
+}
+
+// moveFailed records a failed move. A NO answer leaves the session usable;
+// anything else ends it.
+func (ss *imapSession) moveFailed(k imapMsgKey, stage imapStage, err error) error {
+	ss.s.moveErrors.Add(1)
+	attempts, d := ss.s.recordFailure(k, stage)
+	ie, failed := imapCommandFailed(err)
+	if !failed {
+		return err
+	}
+	if ie.Code == imap.ResponseCodeTryCreate {
+		ss.needCreate = true
+	}
+	ss.log.Warn("move to processed folder failed; message stays in the folder",
+		slog.Uint64("uid", uint64(k.uid)), slog.Any("err", err),
+		slog.Int("attempt", attempts), slog.Duration("retry_in", d))
+	return nil
+}
+
+// wait blocks until there may be something to do: new mail, a retry that
+// is due, or the periodic resync (resync is then true).
+func (ss *imapSession) wait(ctx context.Context) (resync bool, err error) {
+	s := ss.s
+	untilResync := s.cfg.IdleRestart - time.Since(ss.lastSelect)
+	if untilResync <= 0 {
+		return true, nil
+	}
+	var retryC <-chan time.Time
+	if d, ok := s.nextRetry(); ok {
+		rt := time.NewTimer(max(d, 10*time.Millisecond))
+		defer rt.Stop()
+		retryC = rt.C
+	}
+	if !ss.idle {
+		d := min(s.cfg.PollInterval, untilResync)
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-s.notify:
+		case <-retryC:
+		case <-t.C:
+			s.polls.Add(1)
+		}
+		return time.Since(ss.lastSelect) >= s.cfg.IdleRestart, nil
+	}
+
+	var idle *imapclient.IdleCommand
+	if err := ss.guard("idle", func() error {
+		var err error
+		idle, err = ss.c.Idle()
+		return err
+	}); err != nil {
+		return false, err
+	}
+	s.idleCycles.Add(1)
+	idleDone := make(chan error, 1)
+	go func() { idleDone <- idle.Wait() }()
+	t := time.NewTimer(untilResync)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		// Run's ctx watcher closes the connection, which ends the IDLE.
+		return false, ctx.Err()
+	case err := <-idleDone:
+		if err == nil {
+			err = errors.New("server ended IDLE")
+		}
+		return false, fmt.Errorf("idle: %w", err)
+	case <-s.notify:
+	case <-retryC:
+	case <-t.C:
+		resync = true
+	}
+	err = ss.guard("stop idle", func() error {
+		if err := idle.Close(); err != nil {
+			return err
+		}
+		return <-idleDone
+	})
+	return resync, err
+}
+
+// imapBody is Fetched.Body: it turns a literal cut short by a dropped
+// connection into io.ErrUnexpectedEOF, and remembers the first error so that
+// a handler ignoring it is not trusted.
+type imapBody struct {
+	r    io.Reader
+	size int64
+	n    int64
+	err  error
+}
+
+func (b *imapBody) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	if err == io.EOF && b.n < b.size {
+		err = fmt.Errorf("read message body: %d of %d bytes: %w", b.n, b.size, io.ErrUnexpectedEOF)
+	}
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
+}

@@ -1,0 +1,27 @@
+package ingest
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// BenchmarkParseTypical parses testdata/bench/typical.eml: a ~21 KB
+// multipart/mixed message (Outlook-like multipart/alternative with a Hebrew
+// and English quoted-printable text and HTML body, and a 3 KB PDF).
+func BenchmarkParseTypical(b *testing.B) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "bench", "typical.eml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	lim := DefaultLimits()
+	b.SetBytes(int64(len(raw)))
+	b.ReportAllocs()
+	for b.Loop() {
+		m := Parse(bytes.NewReader(raw), lim)
+		if m.Text == "" || len(m.Attachments) != 1 {
+			b.Fatalf("unexpected result: %d bytes of text, %d attachments", len(m.Text), len(m.Attachments))
+		}
+	}
+}

@@ -1,0 +1,217 @@
+package notify
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/quotedprintable"
+	"strings"
+
+	"github.com/emersion/go-message/textproto"
+)
+
+// mailMaxOriginalHeader caps the header of a forwarded original that is read
+// into memory (the same 1 MiB go-message applies). A bigger header is not
+// parsed: the original then travels whole as a message/rfc822 part.
+const mailMaxOriginalHeader = 1 << 20
+
+// mailBoundary derives a multipart boundary from the message's own
+// Message-ID, so that composing the same message twice gives the same bytes
+// (a retry re-composing from the processed folder is byte-identical, and
+// golden files need no normalisation). The "=_" prefix cannot occur in
+// quoted-printable or base64 text, the only encodings used for the parts the
+// gateway writes; the hash part is unknown to a customer before the message
+// exists, so a forwarded original cannot contain it either.
+func mailBoundary(messageID, label string) string {
+	sum := sha256.Sum256([]byte(messageID + "\x00" + label))
+	return "=_" + label + "_" + hex.EncodeToString(sum[:16])
+}
+
+// mailContentType formats a Content-Type value with its parameters quoted as
+// needed.
+func mailContentType(mediaType string, params map[string]string) string {
+	return mime.FormatMediaType(mediaType, params)
+}
+
+// mailTextPart encodes text for a text/* part: line breaks become CRLF,
+// invalid UTF-8 is replaced, and the body is quoted-printable, or base64
+// when most bytes are non-ASCII (Hebrew quoted-printable is three times the
+// size of base64's 4/3). It returns the part's header and encoded body.
+func mailTextPart(mediaType, text string) (textproto.Header, []byte) {
+	text = strings.ToValidUTF8(text, "\uFFFD")
+	var h textproto.Header
+	var body bytes.Buffer
+	if mailMostlyASCII(text) {
+		h.Add("Content-Transfer-Encoding", "quoted-printable")
+		w := quotedprintable.NewWriter(&body)
+		_, _ = w.Write([]byte(text)) // writes to a bytes.Buffer cannot fail
+		_ = w.Close()
+	} else {
+		h.Add("Content-Transfer-Encoding", "base64")
+		mailBase64Lines(&body, mailCRLF([]byte(text)))
+	}
+	h.Add("Content-Type", mailContentType(mediaType, map[string]string{"charset": "utf-8"}))
+	return h, body.Bytes()
+}
+
+// mailBase64Lines writes the base64 encoding of b in lines of 76 characters
+// separated by CRLF, without a final line break.
+func mailBase64Lines(w *bytes.Buffer, b []byte) {
+	enc := base64.StdEncoding.EncodeToString(b)
+	for len(enc) > 76 {
+		w.WriteString(enc[:76])
+		w.WriteString("\r\n")
+		enc = enc[76:]
+	}
+	w.WriteString(enc)
+}
+
+// mailCRLF returns b with every line ending (LF, CR or CRLF) as CRLF.
+func mailCRLF(b []byte) []byte {
+	c := mailCRLFConverter{}
+	out, _ := c.convert(make([]byte, 0, len(b)+len(b)/32), b, true)
+	return out
+}
+
+// mailCRLFConverter rewrites bare LF and bare CR to CRLF, as SMTP requires
+// (RFC 5321 §2.3.8), across successive chunks. CRLF passes unchanged, so
+// canonical input is copied as is; no decoded byte of a base64 or
+// quoted-printable part changes.
+type mailCRLFConverter struct {
+	lastCR bool
+}
+
+// convert appends the converted chunk to dst. final completes a trailing
+// bare CR.
+func (c *mailCRLFConverter) convert(dst, chunk []byte, final bool) ([]byte, bool) {
+	for _, b := range chunk {
+		switch {
+		case b == '\n' && c.lastCR:
+			dst = append(dst, '\n')
+		case b == '\n':
+			dst = append(dst, '\r', '\n')
+		case c.lastCR:
+			dst = append(dst, '\n', b)
+		default:
+			dst = append(dst, b)
+		}
+		c.lastCR = b == '\r'
+	}
+	if final && c.lastCR {
+		dst = append(dst, '\n')
+		c.lastCR = false
+	}
+	return dst, final
+}
+
+// mailCRLFReader reads r with line endings made CRLF.
+type mailCRLFReader struct {
+	r       io.Reader
+	conv    mailCRLFConverter
+	in, out []byte
+	off     int
+	err     error
+}
+
+func (c *mailCRLFReader) Read(p []byte) (int, error) {
+	for c.off == len(c.out) {
+		if c.err != nil {
+			return 0, c.err
+		}
+		if c.in == nil {
+			c.in = make([]byte, 32<<10)
+		}
+		n, err := c.r.Read(c.in)
+		c.out, _ = c.conv.convert(c.out[:0], c.in[:n], err != nil)
+		c.off, c.err = 0, err
+	}
+	n := copy(p, c.out[c.off:])
+	c.off += n
+	return n, nil
+}
+
+// mailOriginal is a customer's message split for forwarding: the Content-*
+// fields of its top-level header (raw, as the customer's client wrote them)
+// and the rest of its bytes, all with CRLF line endings. asRFC822 is set
+// when the header could not be parsed; then header holds the raw header
+// bytes and the whole message is forwarded as an attached message/rfc822.
+type mailOriginal struct {
+	content  [][]byte // Content-* fields, CRLF-terminated, in order
+	header   []byte   // the raw header block when asRFC822
+	body     io.Reader
+	asRFC822 bool
+	empty    bool
+}
+
+// mailSplitOriginal reads the top-level header of r (at most
+// mailMaxOriginalHeader bytes) and leaves the body to be streamed. Line
+// endings of the whole original are made CRLF on the way.
+func mailSplitOriginal(r io.Reader) (*mailOriginal, error) {
+	br := bufio.NewReaderSize(&mailCRLFReader{r: r}, 64<<10)
+	var hdr []byte
+	complete := false
+	lineStart := true // the next read starts a line (not the rest of a long one)
+	for len(hdr) <= mailMaxOriginalHeader {
+		line, err := br.ReadSlice('\n')
+		hdr = append(hdr, line...)
+		if errors.Is(err, bufio.ErrBufferFull) {
+			lineStart = false
+			continue
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read original header: %w", err)
+		}
+		if lineStart && bytes.Equal(line, []byte("\r\n")) {
+			complete = true
+			break
+		}
+		lineStart = true
+	}
+	if len(hdr) == 0 {
+		return &mailOriginal{empty: true}, nil
+	}
+	o := &mailOriginal{body: br}
+	if !complete && len(hdr) > mailMaxOriginalHeader {
+		o.asRFC822, o.header = true, hdr
+		return o, nil
+	}
+	parse := hdr
+	if !complete {
+		// The original ended inside its header: terminate it for parsing.
+		parse = append([]byte(nil), hdr...)
+		if !bytes.HasSuffix(parse, []byte("\r\n")) {
+			parse = append(parse, '\r', '\n')
+		}
+		parse = append(parse, '\r', '\n')
+	}
+	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(parse)))
+	if err != nil {
+		o.asRFC822, o.header = true, hdr
+		return o, nil
+	}
+	for f := h.Fields(); f.Next(); {
+		key := strings.ToLower(f.Key())
+		if !strings.HasPrefix(key, "content-") || key == "content-length" {
+			continue
+		}
+		raw, err := f.Raw()
+		if err != nil {
+			continue // a field go-message cannot reproduce is dropped
+		}
+		o.content = append(o.content, append([]byte(nil), raw...))
+	}
+	if !complete {
+		// Headers only, no body: nothing but the header was there.
+		o.body = bytes.NewReader(nil)
+	}
+	return o, nil
+}

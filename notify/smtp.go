@@ -1,0 +1,572 @@
+package notify
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+)
+
+// TLS modes of SMTPConfig.TLS.
+const (
+	SMTPTLSImplicit = "implicit" // TLS from the first byte (port 465)
+	SMTPTLSStartTLS = "starttls" // STARTTLS required (port 587)
+	SMTPTLSNone     = "none"     // plaintext: loopback, or AllowPlaintext
+)
+
+const (
+	smtpDefaultConnections = 4
+	smtpDefaultTimeout     = 2 * time.Minute
+	// smtpIdleTimeout is how long an idle connection is kept for reuse.
+	// Servers drop idle clients after 10 s (Postfix under stress) to 5 min;
+	// a connection found dead on reuse is re-dialled anyway.
+	smtpIdleTimeout = 30 * time.Second
+	// smtpQuitTimeout bounds the polite QUIT when a connection is retired.
+	smtpQuitTimeout = 2 * time.Second
+)
+
+// SMTPConfig says how to reach the submission server.
+type SMTPConfig struct {
+	Host string
+	Port int    // default 465 for implicit TLS, 587 for STARTTLS, 25 for none
+	TLS  string // implicit | starttls | none (default starttls)
+	// AllowPlaintext permits TLS "none" to a host that is not loopback.
+	// Credentials are still never sent over plaintext to such a host.
+	AllowPlaintext     bool
+	InsecureSkipVerify bool
+	// RootCAs verifies the server's certificate instead of the system pool
+	// (a private CA); nil uses the system pool.
+	RootCAs  *x509.CertPool
+	Username string
+	Password string // password or, for xoauth2/oauthbearer, the access token
+	// Auth is plain | login | xoauth2 | oauthbearer | none; default plain
+	// when Username is set, else none.
+	Auth        string
+	Connections int           // parallel SMTP sessions, default 4
+	Timeout     time.Duration // per message, connecting included; default 2m
+	HELO        string        // EHLO name; default the host name
+}
+
+// LogValue logs the configuration without its secret.
+func (c SMTPConfig) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("host", c.Host),
+		slog.Int("port", c.Port),
+		slog.String("tls", c.TLS),
+		slog.String("auth", c.Auth),
+		slog.String("username", c.Username),
+		slog.Bool("insecure_skip_verify", c.InsecureSkipVerify),
+		slog.Int("connections", c.Connections),
+		slog.Duration("timeout", c.Timeout),
+	)
+}
+
+// withDefaults fills in what the configuration left out.
+func (c SMTPConfig) withDefaults() SMTPConfig {
+	c.TLS = strings.ToLower(strings.TrimSpace(c.TLS))
+	if c.TLS == "" {
+		c.TLS = SMTPTLSStartTLS
+	}
+	if c.Port == 0 {
+		switch c.TLS {
+		case SMTPTLSImplicit:
+			c.Port = 465
+		case SMTPTLSNone:
+			c.Port = 25
+		default:
+			c.Port = 587
+		}
+	}
+	c.Auth = strings.ToLower(strings.TrimSpace(c.Auth))
+	if c.Auth == "" {
+		c.Auth = SMTPAuthNone
+		if c.Username != "" {
+			c.Auth = SMTPAuthPlain
+		}
+	}
+	if c.Connections == 0 {
+		c.Connections = smtpDefaultConnections
+	}
+	if c.Timeout == 0 {
+		c.Timeout = smtpDefaultTimeout
+	}
+	if c.HELO == "" {
+		if h, err := os.Hostname(); err == nil && h != "" && !strings.ContainsAny(h, " \r\n") {
+			c.HELO = h
+		} else {
+			c.HELO = "localhost"
+		}
+	}
+	return c
+}
+
+// validate reports every problem of a defaulted configuration at once.
+func (c SMTPConfig) validate() error {
+	var errs []error
+	if c.Host == "" {
+		errs = append(errs, errors.New("host is empty"))
+	} else if strings.ContainsAny(c.Host, " \t\r\n/") {
+		errs = append(errs, fmt.Errorf("host %q is not a host name", c.Host))
+	}
+	if c.Port < 1 || c.Port > 65535 {
+		errs = append(errs, fmt.Errorf("port %d out of range", c.Port))
+	}
+	switch c.TLS {
+	case SMTPTLSImplicit, SMTPTLSStartTLS:
+	case SMTPTLSNone:
+		if !smtpIsLoopback(c.Host) && !c.AllowPlaintext {
+			errs = append(errs, fmt.Errorf("tls none to %s, which is not loopback, needs allow_plaintext", c.Host))
+		}
+		if !smtpIsLoopback(c.Host) && c.Auth != SMTPAuthNone {
+			errs = append(errs, fmt.Errorf("auth %s over plaintext to %s: credentials are only sent unencrypted to loopback", c.Auth, c.Host))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("tls %q: want implicit, starttls or none", c.TLS))
+	}
+	switch c.Auth {
+	case SMTPAuthNone:
+	case SMTPAuthPlain, SMTPAuthLogin, SMTPAuthXOAUTH2, SMTPAuthOAuthBearer:
+		if c.Username == "" {
+			errs = append(errs, fmt.Errorf("auth %s needs a username", c.Auth))
+		}
+		if c.Password == "" {
+			errs = append(errs, fmt.Errorf("auth %s needs a password or token", c.Auth))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("auth %q: want plain, login, xoauth2, oauthbearer or none", c.Auth))
+	}
+	if c.Connections < 1 {
+		errs = append(errs, fmt.Errorf("connections %d: want at least 1", c.Connections))
+	}
+	if c.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("timeout %v is negative", c.Timeout))
+	}
+	if strings.ContainsAny(c.HELO, " \t\r\n") {
+		errs = append(errs, fmt.Errorf("helo %q contains white space", c.HELO))
+	}
+	return errors.Join(errs...)
+}
+
+// smtpIsLoopback reports whether host names this machine: "localhost" or a
+// loopback IP literal. Names are not resolved: a DNS answer must not decide
+// whether credentials travel in clear.
+func smtpIsLoopback(host string) bool {
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Sender delivers pre-composed messages over a small pool of reusable SMTP
+// sessions. It is safe for concurrent use; at most Connections sessions are
+// open at a time and each carries one message at a time.
+type Sender struct {
+	cfg  SMTPConfig
+	log  *slog.Logger
+	addr string
+	tls  *tls.Config
+
+	slots chan struct{} // one token per session in use
+
+	mu     sync.Mutex
+	idle   []*smtpConn // most recently used last
+	closed bool
+}
+
+// smtpConn is one SMTP session.
+type smtpConn struct {
+	c        *smtp.Client
+	nc       net.Conn
+	lastUsed time.Time
+}
+
+// NewSender validates cfg and returns a Sender. It does not connect: the
+// first Send (or Ping) does.
+func NewSender(cfg SMTPConfig, log *slog.Logger) (*Sender, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("smtp config: %w", err)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Sender{
+		cfg:   cfg,
+		log:   log.With("smtp_host", cfg.Host),
+		addr:  net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)),
+		slots: make(chan struct{}, cfg.Connections),
+	}
+	if cfg.TLS != SMTPTLSNone {
+		s.tls = &tls.Config{
+			ServerName:         strings.TrimSuffix(strings.TrimPrefix(cfg.Host, "["), "]"),
+			MinVersion:         tls.VersionTLS12,
+			InsecureSkipVerify: cfg.InsecureSkipVerify, //nolint:gosec // explicit operator choice, warned below
+			RootCAs:            cfg.RootCAs,
+		}
+		if cfg.InsecureSkipVerify {
+			s.log.Warn("smtp: TLS certificate verification is disabled")
+		}
+	}
+	return s, nil
+}
+
+// Send delivers raw (a complete RFC 5322 message with CRLF line endings, as
+// composed by ComposeAck/ComposeForward) to env. The bytes go out exactly as
+// given. The whole attempt, connecting included, is bounded by the
+// configured Timeout and by ctx; waiting for a free session is bounded by
+// ctx only.
+//
+// A pooled session that the server has meanwhile closed is detected at MAIL
+// and the message goes out on a fresh one. Errors are *SendError or
+// *RecipientError; IsTemporary says whether to retry. After any error the
+// session is discarded.
+func (s *Sender) Send(ctx context.Context, env Envelope, raw []byte) error {
+	if err := smtpCheckEnvelope(env, raw); err != nil {
+		return &SendError{Op: "envelope", Err: err}
+	}
+	if err := s.acquire(ctx); err != nil {
+		return err
+	}
+	defer s.release()
+
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	start := time.Now()
+	for attempt := 0; ; attempt++ {
+		conn, reused, err := s.get(ctx)
+		if err != nil {
+			return err
+		}
+		committed, err := s.transact(ctx, conn, env, raw)
+		if err == nil {
+			s.put(conn)
+			s.log.Debug("smtp sent", "rcpts", len(env.To), "bytes", len(raw),
+				"reused", reused, "duration", time.Since(start))
+			return nil
+		}
+		var re *RecipientError
+		if errors.As(err, &re) && len(re.Delivered) > 0 {
+			s.put(conn) // the transaction completed; the session is clean
+			return err
+		}
+		s.discard(conn)
+		if reused && attempt == 0 && !committed && ctx.Err() == nil && smtpStaleSession(err) {
+			s.log.Debug("smtp: pooled session is gone, redialling", "err", err)
+			continue
+		}
+		return err
+	}
+}
+
+// Ping checks that a session can be opened (or a pooled one still works):
+// connect, TLS, EHLO and authentication, then NOOP.
+func (s *Sender) Ping(ctx context.Context) error {
+	if err := s.acquire(ctx); err != nil {
+		return err
+	}
+	defer s.release()
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	for attempt := 0; ; attempt++ {
+		conn, reused, err := s.get(ctx)
+		if err != nil {
+			return err
+		}
+		stop := context.AfterFunc(ctx, func() { _ = conn.nc.Close() })
+		err = conn.c.Noop()
+		stop()
+		if err == nil {
+			s.put(conn)
+			return nil
+		}
+		s.discard(conn)
+		if reused && attempt == 0 && ctx.Err() == nil {
+			continue
+		}
+		return s.wrap(ctx, "noop", "", err)
+	}
+}
+
+// Close ends the idle sessions with QUIT and makes further Sends fail with
+// ErrSenderClosed. Sessions busy in a Send are closed when it returns.
+func (s *Sender) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	idle := s.idle
+	s.idle = nil
+	s.mu.Unlock()
+	var errs []error
+	for _, c := range idle {
+		errs = append(errs, smtpQuit(c))
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Sender) acquire(ctx context.Context) error {
+	select {
+	case s.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return &SendError{Op: "dial", Temporary: true, Err: fmt.Errorf("wait for a free session: %w", ctx.Err())}
+	}
+}
+
+func (s *Sender) release() { <-s.slots }
+
+// get returns a live pooled session, or dials a new one.
+func (s *Sender) get(ctx context.Context) (*smtpConn, bool, error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, false, &SendError{Op: "dial", Temporary: true, Err: ErrSenderClosed}
+	}
+	var conn *smtpConn
+	var stale []*smtpConn
+	for len(s.idle) > 0 && conn == nil {
+		c := s.idle[len(s.idle)-1]
+		s.idle = s.idle[:len(s.idle)-1]
+		if time.Since(c.lastUsed) > smtpIdleTimeout {
+			stale = append(stale, c)
+			continue
+		}
+		conn = c
+	}
+	s.mu.Unlock()
+	for _, c := range stale {
+		_ = c.nc.Close()
+	}
+	if conn != nil {
+		return conn, true, nil
+	}
+	conn, err := s.dial(ctx)
+	return conn, false, err
+}
+
+// put returns a healthy session to the pool.
+func (s *Sender) put(c *smtpConn) {
+	c.lastUsed = time.Now()
+	s.mu.Lock()
+	if !s.closed {
+		s.idle = append(s.idle, c)
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	_ = smtpQuit(c)
+}
+
+// discard drops a session whose state is unknown.
+func (s *Sender) discard(c *smtpConn) { _ = c.nc.Close() }
+
+// smtpQuit ends a session politely, without waiting long for the server.
+func smtpQuit(c *smtpConn) error {
+	c.c.CommandTimeout = smtpQuitTimeout
+	if err := c.c.Quit(); err != nil {
+		_ = c.nc.Close()
+		if errors.Is(err, net.ErrClosed) {
+			return nil
+		}
+		return fmt.Errorf("smtp quit: %w", err)
+	}
+	return nil
+}
+
+// dial opens, secures, greets and authenticates a new session. ctx bounds
+// every step: it closes the socket when it ends.
+func (s *Sender) dial(ctx context.Context) (*smtpConn, error) {
+	d := net.Dialer{KeepAlive: 15 * time.Second}
+	nc, err := d.DialContext(ctx, "tcp", s.addr)
+	if err != nil {
+		return nil, s.wrap(ctx, "dial", "", err)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = nc.Close() })
+	defer stop()
+	fail := func(op string, err error) (*smtpConn, error) {
+		_ = nc.Close()
+		return nil, s.wrap(ctx, op, "", err)
+	}
+
+	var c *smtp.Client
+	switch s.cfg.TLS {
+	case SMTPTLSImplicit:
+		tc := tls.Client(nc, s.tls)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return fail("tls", err)
+		}
+		nc = tc
+		c = smtp.NewClient(nc)
+	case SMTPTLSStartTLS:
+		// The EHLO before STARTTLS says "localhost" (go-smtp offers no way
+		// to name it); the one after TLS, which counts, uses cfg.HELO.
+		if c, err = smtp.NewClientStartTLS(nc, s.tls); err != nil {
+			return fail("starttls", err)
+		}
+	default:
+		c = smtp.NewClient(nc)
+	}
+	c.CommandTimeout = s.cfg.Timeout
+	c.SubmissionTimeout = s.cfg.Timeout
+	if err := c.Hello(s.cfg.HELO); err != nil {
+		if state, ok := c.TLSConnectionState(); ok && !state.HandshakeComplete {
+			// The STARTTLS handshake runs lazily, on this first write.
+			return fail("starttls", err)
+		}
+		return fail("hello", err)
+	}
+	auth, err := smtpSASL(s.cfg)
+	if err != nil {
+		return fail("auth", err)
+	}
+	if auth != nil {
+		if ok, _ := c.Extension("AUTH"); !ok {
+			return fail("auth", errors.New("server offers no AUTH"))
+		}
+		if err := c.Auth(auth); err != nil {
+			return fail("auth", err)
+		}
+	}
+	if !stop() {
+		// ctx ended while dialling and closed the socket.
+		return fail("dial", ctx.Err())
+	}
+	s.log.Debug("smtp session opened", "tls", s.cfg.TLS)
+	return &smtpConn{c: c, nc: nc}, nil
+}
+
+// transact runs MAIL, RCPT and DATA on c. committed reports whether the end
+// of the data was sent, after which the server may have accepted the message
+// even if the reply was lost.
+func (s *Sender) transact(ctx context.Context, conn *smtpConn, env Envelope, raw []byte) (committed bool, err error) {
+	stop := context.AfterFunc(ctx, func() { _ = conn.nc.Close() })
+	defer stop()
+	c := conn.c
+
+	opts := &smtp.MailOptions{Size: int64(len(raw))}
+	if !smtpASCII(env.From) || !smtpAllASCII(env.To) {
+		opts.UTF8 = true
+	}
+	if err := c.Mail(env.From, opts); err != nil {
+		return false, s.wrap(ctx, "mail", "", err)
+	}
+	var delivered []string
+	var failed []*SendError
+	for _, to := range env.To {
+		if err := c.Rcpt(to, nil); err != nil {
+			if smtpReplyCode(err) == 0 {
+				return false, s.wrap(ctx, "rcpt", to, err)
+			}
+			failed = append(failed, s.wrap(ctx, "rcpt", to, err))
+			continue
+		}
+		delivered = append(delivered, to)
+	}
+	if len(delivered) == 0 {
+		return false, &RecipientError{Failed: failed}
+	}
+	w, err := c.Data()
+	if err != nil {
+		return false, s.wrap(ctx, "data", "", err)
+	}
+	if _, err := w.Write(raw); err != nil {
+		return false, s.wrap(ctx, "data", "", err)
+	}
+	if err := w.Close(); err != nil {
+		return true, s.wrap(ctx, "data", "", err)
+	}
+	if len(failed) > 0 {
+		return true, &RecipientError{Delivered: delivered, Failed: failed}
+	}
+	return true, nil
+}
+
+// wrap turns a client or network error into a *SendError, classified. When
+// ctx ended, the error is the timeout or cancellation that closed the socket,
+// not the "use of closed connection" it caused.
+func (s *Sender) wrap(ctx context.Context, op, rcpt string, err error) *SendError {
+	if ctxErr := ctx.Err(); ctxErr != nil && smtpReplyCode(err) == 0 {
+		err = fmt.Errorf("%w (%v)", ctxErr, err)
+	}
+	e := &SendError{Op: op, Rcpt: rcpt, Code: smtpReplyCode(err), Err: err}
+	switch op {
+	case "mail", "rcpt", "data":
+		e.Temporary = smtpTemporary(err)
+	default:
+		// Setting up the session failed: the message is not at fault.
+		e.Temporary = true
+	}
+	return e
+}
+
+// smtpStaleSession reports whether err, met on a pooled session before the
+// message was committed, means the server had dropped the session: a
+// network error or 421 (service closing channel).
+func smtpStaleSession(err error) bool {
+	var re *RecipientError
+	if errors.As(err, &re) {
+		return false
+	}
+	code := smtpReplyCode(err)
+	return code == 0 || code == 421
+}
+
+// smtpCheckEnvelope refuses envelopes that can never be sent.
+func smtpCheckEnvelope(env Envelope, raw []byte) error {
+	var errs []error
+	if env.From != "" {
+		if err := mailCheckAddr(env.From); err != nil {
+			errs = append(errs, fmt.Errorf("from: %w", err))
+		}
+	}
+	if len(env.To) == 0 {
+		errs = append(errs, errors.New("no recipients"))
+	}
+	for _, to := range env.To {
+		if err := mailCheckAddr(to); err != nil {
+			errs = append(errs, fmt.Errorf("to: %w", err))
+		}
+	}
+	if len(raw) == 0 {
+		errs = append(errs, errors.New("empty message"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidEnvelope, err)
+	}
+	return nil
+}
+
+func smtpASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+func smtpAllASCII(ss []string) bool {
+	for _, s := range ss {
+		if !smtpASCII(s) {
+			return false
+		}
+	}
+	return true
+}
+
+// compile-time check that the mechanisms satisfy go-sasl's interface.
+var (
+	_ sasl.Client = (*smtpLoginClient)(nil)
+	_ sasl.Client = (*smtpXOAuth2Client)(nil)
+)

@@ -1,0 +1,180 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/northwind-it/ticketgw/ingest"
+	"github.com/northwind-it/ticketgw/notify"
+	"github.com/northwind-it/ticketgw/rules"
+	"github.com/northwind-it/ticketgw/store"
+)
+
+// Options are the knobs tests and the demo turn; the zero value is what
+// `gateway run` uses.
+type Options struct {
+	Now         func() time.Time      // clock for Date headers and the outbox; default time.Now
+	IMAPDialer  ingest.DialFunc       // fault injection in tests
+	IMAPOptions []ingest.SourceOption // extra source options
+	Redis       redis.UniversalClient // use this client instead of dialling redis.url
+	OnOutcome   func(Outcome)
+	OutboxIdle  time.Duration
+}
+
+// Gateway is the running service: one IMAP source per mailbox feeding the
+// pipeline, and the outbox sender.
+type Gateway struct {
+	Cfg      *rules.Config
+	Log      *slog.Logger
+	Store    *store.Store
+	Pipeline *Pipeline
+	Outbox   *OutboxSender
+	Sources  []*ingest.Source
+
+	rdb     redis.UniversalClient
+	ownRDB  bool
+	smtp    *notify.Sender
+	closeMu sync.Once
+}
+
+// OpenRedis connects to cfg's Redis and checks that it answers.
+func OpenRedis(ctx context.Context, cfg *rules.Config) (redis.UniversalClient, error) {
+	opt, err := redis.ParseURL(cfg.Redis.URL)
+	if err != nil {
+		return nil, fmt.Errorf("parse redis.url: %w", err)
+	}
+	if !cfg.Redis.Password.IsZero() {
+		opt.Password = cfg.Redis.Password.Reveal()
+	}
+	rdb := redis.NewClient(opt)
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		rdb.Close()
+		return nil, fmt.Errorf("connect to redis at %s: %w", opt.Addr, err)
+	}
+	return rdb, nil
+}
+
+// New builds a gateway for cfg: it connects to Redis and prepares (but does
+// not dial) SMTP and IMAP.
+func New(ctx context.Context, cfg *rules.Config, tmpl *notify.Templates, log *slog.Logger, opt Options) (*Gateway, error) {
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	g := &Gateway{Cfg: cfg, Log: log, rdb: opt.Redis}
+	if g.rdb == nil {
+		rdb, err := OpenRedis(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		g.rdb, g.ownRDB = rdb, true
+	}
+	g.Store = store.New(g.rdb, cfg.Redis.Prefix)
+	sc := cfg.SMTP
+	smtp, err := notify.NewSender(notify.SMTPConfig{
+		Host: sc.Host, Port: sc.Port, TLS: sc.TLS, AllowPlaintext: sc.AllowPlaintext,
+		InsecureSkipVerify: sc.InsecureSkipVerify, Username: sc.Username, Password: sc.Password.Reveal(),
+		Auth: sc.Auth, Connections: sc.Connections,
+	}, log.With("component", "smtp"))
+	if err != nil {
+		g.Close()
+		return nil, fmt.Errorf("smtp: %w", err)
+	}
+	g.smtp = smtp
+	g.Outbox = &OutboxSender{Outbox: g.Store, Sender: smtp, Log: log.With("component", "outbox"), Now: opt.Now,
+		Workers: max(sc.Connections, 1), Idle: opt.OutboxIdle}
+	g.Pipeline = NewPipeline(cfg, tmpl, g.Store, log.With("component", "pipeline"), opt.Now)
+	g.Pipeline.OnOutcome = func(o Outcome) {
+		g.Outbox.Kick()
+		if opt.OnOutcome != nil {
+			opt.OnOutcome(o)
+		}
+	}
+	for _, mb := range cfg.Mailboxes {
+		ic := ingest.IMAPConfig{
+			Addr: net.JoinHostPort(mb.Host, strconv.Itoa(mb.Port)), TLS: mb.TLS,
+			AllowPlaintext: mb.AllowPlaintext, InsecureSkipVerify: mb.InsecureSkipVerify,
+			Username: mb.Username, Password: mb.Password.Reveal(), Auth: imapAuth(mb.Auth),
+			Folder: mb.Folder, ProcessedFolder: mb.ProcessedFolder, Name: mb.Address,
+			IDLE: mb.IDLE, PollInterval: mb.PollInterval,
+		}
+		if err := ic.Validate(); err != nil {
+			g.Close()
+			return nil, fmt.Errorf("mailbox %s: %w", mb.Address, err)
+		}
+		opts := append([]ingest.SourceOption{}, opt.IMAPOptions...)
+		if opt.IMAPDialer != nil {
+			opts = append(opts, ingest.WithDialer(opt.IMAPDialer))
+		}
+		g.Sources = append(g.Sources, ingest.NewSource(ic, g.Store, log.With("component", "imap", "mailbox", mb.Address), opts...))
+	}
+	return g, nil
+}
+
+// imapAuth maps the config's auth to the IMAP source's: plain and login are
+// supported here; the OAuth2 mechanisms arrive with the token client.
+func imapAuth(a string) string {
+	switch a {
+	case "login":
+		return "login"
+	default:
+		return "plain"
+	}
+}
+
+// Run ingests and sends until ctx is cancelled, then stops gracefully: each
+// source finishes the message in hand, the sender finishes its sends.
+func (g *Gateway) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(g.Sources)+1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := g.Outbox.Run(ctx); err != nil {
+			errs <- fmt.Errorf("outbox: %w", err)
+			cancel()
+		}
+	}()
+	for _, src := range g.Sources {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := src.Run(ctx, g.Pipeline.Handle); err != nil && !errors.Is(err, context.Canceled) {
+				errs <- fmt.Errorf("mailbox: %w", err)
+				cancel()
+			}
+		}()
+	}
+	g.Log.Info("gateway running", "mailboxes", len(g.Sources), "contracts", len(g.Cfg.Contracts), "rules", len(g.Cfg.Rules))
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	g.Log.Info("gateway stopped")
+	return errors.Join(all...)
+}
+
+// Close releases connections.
+func (g *Gateway) Close() {
+	g.closeMu.Do(func() {
+		if g.smtp != nil {
+			g.smtp.Close()
+		}
+		if g.ownRDB && g.rdb != nil {
+			g.rdb.Close()
+		}
+	})
+}

@@ -1,0 +1,287 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/northwind-it/ticketgw/domain"
+	"github.com/northwind-it/ticketgw/notify"
+	"github.com/northwind-it/ticketgw/rules"
+	"github.com/northwind-it/ticketgw/store"
+)
+
+// Language picks the language of mail to a customer: the contract's, or for
+// "auto" (and unknown senders) Hebrew when the message is mostly written in
+// Hebrew script, else English.
+func Language(ct *rules.Contract, m *domain.Message) string {
+	if ct != nil && (ct.Language == notify.LangHebrew || ct.Language == notify.LangEnglish) {
+		return ct.Language
+	}
+	heb, lat := 0, 0
+	for _, r := range m.Subject + " " + firstN(m.Text, 4000) {
+		switch {
+		case unicode.Is(unicode.Hebrew, r):
+			heb++
+		case unicode.Is(unicode.Latin, r):
+			lat++
+		}
+	}
+	if heb > 0 && heb*2 >= lat {
+		return notify.LangHebrew
+	}
+	return notify.LangEnglish
+}
+
+func firstN(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// ticketFromDecision is the ticket a decision would open, before the store
+// assigns its id and reserves its IMAC day.
+func ticketFromDecision(cfg *rules.Config, dec Decision) domain.Ticket {
+	m := dec.Msg
+	t := domain.Ticket{
+		Contract:  dec.Class.Contract,
+		Category:  dec.Class.Category,
+		Priority:  dec.Class.Priority,
+		Status:    domain.StatusOpen,
+		Subject:   m.Subject,
+		Requester: m.From,
+		Cc:        customerCopies(cfg, m),
+		Rules:     dec.Class.Rules,
+		Tags:      dec.Class.Tags,
+		MessageID: m.MessageID,
+		Opened:    dec.Received,
+
+		EffectiveStart: dec.Deadlines.EffectiveStart,
+		ResponseDue:    dec.Deadlines.ResponseDue,
+		ResolutionDue:  dec.Deadlines.ResolutionDue,
+		ResponseWarn:   dec.Deadlines.ResponseWarn,
+		ResolutionWarn: dec.Deadlines.ResolutionWarn,
+	}
+	if dec.IMAC != nil {
+		t.IMACDate = dec.IMAC.Date.String()
+		t.IMACQuotaUse = dec.IMAC.QuotaUsed
+		t.IMACQuota = dec.IMAC.Quota
+		t.Billable = dec.IMAC.Billable
+	}
+	return t
+}
+
+// PlaceholderTicket is the ticket id shown by `gateway classify`, which
+// reads no state: the contract's prefix and 0000.
+func PlaceholderTicket(cfg *rules.Config, dec Decision) string {
+	if dec.Contract != nil {
+		return dec.Contract.Prefix + "-0000"
+	}
+	return rules.NoContractPrefix + "-0000"
+}
+
+func base(cfg *rules.Config, loc *time.Location) notify.Base {
+	return notify.Base{ServiceName: cfg.Service.Name, ServiceAddress: cfg.Service.Address, Loc: loc}
+}
+
+func contractName(ct *rules.Contract) string {
+	if ct == nil {
+		return ""
+	}
+	return ct.Name
+}
+
+// ackData builds the acknowledgement's template data for a stored ticket.
+func ackData(cfg *rules.Config, dec Decision, t domain.Ticket) (notify.AckData, error) {
+	ti, err := notify.NewTicketInfo(&t, contractName(dec.Contract), dec.Loc)
+	if err != nil {
+		return notify.AckData{}, err
+	}
+	if dec.IMAC != nil && t.IMACDate == dec.IMAC.Date.String() {
+		ti.Deferred = dec.IMAC.Deferred
+	}
+	if !dec.HasTargets && t.Category != domain.IMAC {
+		ti.NoTargets, ti.NextOpening = true, dec.NextOpening
+	}
+	return notify.AckData{
+		Base:            base(cfg, dec.Loc),
+		TicketInfo:      ti,
+		CustomerName:    dec.Msg.From.Name,
+		CustomerAddress: dec.Msg.From.Addr,
+	}, nil
+}
+
+// RenderAck renders the acknowledgement a decision leads to, for ticket id.
+// ok is false when no acknowledgement is sent (the decision's ack_reason).
+func RenderAck(tmpl *notify.Templates, cfg *rules.Config, dec Decision, id string) (notify.Rendered, bool, error) {
+	if !dec.Class.Ack {
+		return notify.Rendered{}, false, nil
+	}
+	t := ticketFromDecision(cfg, dec)
+	t.ID = id
+	data, err := ackData(cfg, dec, t)
+	if err != nil {
+		return notify.Rendered{}, false, err
+	}
+	r, err := tmpl.Render(notify.KindAck, Language(dec.Contract, dec.Msg), data)
+	return r, err == nil, err
+}
+
+func domainOf(addr string) string {
+	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
+		return addr[i+1:]
+	}
+	return "localhost"
+}
+
+func (p *Pipeline) supportAddress() domain.Address {
+	return domain.Address{Name: p.Cfg.Service.Name, Addr: p.Cfg.Service.Address}
+}
+
+// references is the References list of a reply to m.
+func references(m *domain.Message) []string {
+	refs := append([]string{}, m.References...)
+	if m.MessageID != "" {
+		refs = append(refs, m.MessageID)
+	}
+	if len(refs) > 20 { // keep the first and the most recent, as RFC 5322 suggests
+		refs = append(refs[:1], refs[len(refs)-19:]...)
+	}
+	return refs
+}
+
+func (p *Pipeline) composeAck(dec Decision, t domain.Ticket) (store.OutboxEntry, string, error) {
+	data, err := ackData(p.Cfg, dec, t)
+	if err != nil {
+		return store.OutboxEntry{}, "", err
+	}
+	lang := Language(dec.Contract, dec.Msg)
+	r, err := p.Templates.Render(notify.KindAck, lang, data)
+	if err != nil {
+		return store.OutboxEntry{}, "", fmt.Errorf("render acknowledgement: %w", err)
+	}
+	id, err := notify.NewMessageID("ack", t.ID, domainOf(p.Cfg.Service.Address))
+	if err != nil {
+		return store.OutboxEntry{}, "", err
+	}
+	raw, env, err := notify.ComposeAck(notify.AckMail{
+		From: p.supportAddress(), To: dec.Msg.From,
+		Subject: r.Subject, Text: r.Text, HTML: r.HTML,
+		MessageID: id, InReplyTo: dec.Msg.MessageID, References: references(dec.Msg),
+		LoopMarker: p.Cfg.Service.Address, TicketID: t.ID, Date: p.Now(), Lang: lang,
+	})
+	if err != nil {
+		return store.OutboxEntry{}, "", fmt.Errorf("compose acknowledgement: %w", err)
+	}
+	return store.OutboxEntry{Key: "ack:" + t.ID, Kind: "ack", Ticket: t.ID, From: env.From, To: env.To, Raw: raw}, id, nil
+}
+
+func (p *Pipeline) composeForward(dec Decision, t domain.Ticket, raw []byte) (store.OutboxEntry, string, error) {
+	ti, err := notify.NewTicketInfo(&t, contractName(dec.Contract), dec.Loc)
+	if err != nil {
+		return store.OutboxEntry{}, "", err
+	}
+	data := notify.ForwardData{
+		Base: base(p.Cfg, dec.Loc), TicketInfo: ti,
+		Requester: dec.Msg.From, Cc: t.Cc, Status: t.Status, Rules: t.Rules, Tags: t.Tags,
+		AckSent: dec.Class.Ack, AckReason: dec.Class.AckReason, Warnings: dec.Msg.Warnings,
+	}
+	// Staff read the summary in the staff language: English unless the
+	// contract is Hebrew.
+	lang := notify.LangEnglish
+	if dec.Contract != nil && dec.Contract.Language == notify.LangHebrew {
+		lang = notify.LangHebrew
+	}
+	r, err := p.Templates.Render(notify.KindForward, lang, data)
+	if err != nil {
+		return store.OutboxEntry{}, "", fmt.Errorf("render forward: %w", err)
+	}
+	id, err := notify.NewMessageID("fwd", t.ID, domainOf(p.Cfg.Service.Address))
+	if err != nil {
+		return store.OutboxEntry{}, "", err
+	}
+	name := dec.Msg.From.Name
+	if name == "" {
+		name = dec.Msg.From.Addr
+	}
+	out, env, err := notify.ComposeForward(notify.ForwardMail{
+		From:       domain.Address{Name: name + " via " + p.Cfg.Service.Name, Addr: p.Cfg.Service.Address},
+		To:         p.Cfg.Staff.Queue,
+		ReplyTo:    p.Cfg.Service.Address,
+		Subject:    r.Subject,
+		HeaderText: r.Text, HeaderHTML: r.HTML,
+		Original:  bytes.NewReader(raw),
+		MessageID: id, InReplyTo: dec.Msg.MessageID, References: references(dec.Msg),
+		LoopMarker: p.Cfg.Service.Address, TicketID: t.ID, Date: p.Now(),
+	})
+	if err != nil {
+		return store.OutboxEntry{}, "", fmt.Errorf("compose forward: %w", err)
+	}
+	key := "fwd:" + t.ID + ":" + DedupKey(dec.Msg, raw)
+	return store.OutboxEntry{Key: key, Kind: "forward", Ticket: t.ID, From: env.From, To: env.To, Raw: out}, id, nil
+}
+
+// unknownSender handles mail from a sender no contract matches under
+// unknown_senders: reply (a polite notice, rate-limited by the outbox key per
+// sender and hour, and a copy to the staff queue) or ignore (filed only).
+func (p *Pipeline) unknownSender(ctx context.Context, dec Decision, raw []byte, log *slog.Logger) (Outcome, error) {
+	out := Outcome{Decision: dec, Action: "unknown-sender"}
+	if p.Cfg.UnknownSenders == "ignore" {
+		log.Info("unknown sender ignored")
+		return out, nil
+	}
+	m := dec.Msg
+	lang := Language(nil, m)
+	r, err := p.Templates.Render(notify.KindUnknownSender, lang, notify.UnknownSenderData{
+		Base: base(p.Cfg, time.UTC), SenderName: m.From.Name, SenderAddress: m.From.Addr,
+		Subject: m.Subject, Received: m.Received,
+	})
+	if err != nil {
+		return out, fmt.Errorf("render unknown-sender notice: %w", err)
+	}
+	id, err := notify.NewMessageID("notice", "", domainOf(p.Cfg.Service.Address))
+	if err != nil {
+		return out, err
+	}
+	notice, env, err := notify.ComposeAck(notify.AckMail{
+		From: p.supportAddress(), To: m.From, Subject: r.Subject, Text: r.Text, HTML: r.HTML,
+		MessageID: id, InReplyTo: m.MessageID, References: references(m),
+		LoopMarker: p.Cfg.Service.Address, Date: p.Now(), Lang: lang,
+	})
+	if err != nil {
+		return out, fmt.Errorf("compose unknown-sender notice: %w", err)
+	}
+	// One notice per sender per hour of the message's arrival: the key makes
+	// a second one within the hour a no-op.
+	hour := m.Received.UTC().Format("2006010215")
+	key := "notice:" + strings.ToLower(m.From.Addr) + ":" + hour
+	if _, err := p.Store.Enqueue(ctx, store.OutboxEntry{Key: key, Kind: "unknown-sender", From: env.From, To: env.To, Raw: notice}, p.Now()); err != nil {
+		return out, fmt.Errorf("queue unknown-sender notice: %w", err)
+	}
+	fwdID, err := notify.NewMessageID("fwd", "", domainOf(p.Cfg.Service.Address))
+	if err != nil {
+		return out, err
+	}
+	fwd, fenv, err := notify.ComposeForward(notify.ForwardMail{
+		From:       domain.Address{Name: m.From.Addr + " via " + p.Cfg.Service.Name, Addr: p.Cfg.Service.Address},
+		To:         p.Cfg.Staff.Queue,
+		ReplyTo:    p.Cfg.Service.Address,
+		Subject:    "[unknown sender] " + m.Subject,
+		HeaderText: fmt.Sprintf("Mail from %s, who matches no contract. No ticket was opened; the sender got a notice.\n", m.From.Addr),
+		Original:   bytes.NewReader(raw), MessageID: fwdID,
+		InReplyTo: m.MessageID, References: references(m), LoopMarker: p.Cfg.Service.Address, Date: p.Now(),
+	})
+	if err != nil {
+		return out, fmt.Errorf("compose unknown-sender forward: %w", err)
+	}
+	if _, err := p.Store.Enqueue(ctx, store.OutboxEntry{Key: "fwd:unknown:" + DedupKey(m, raw), Kind: "forward", From: fenv.From, To: fenv.To, Raw: fwd}, p.Now()); err != nil {
+		return out, fmt.Errorf("queue unknown-sender forward: %w", err)
+	}
+	log.Info("unknown sender: notice and staff copy queued")
+	return out, nil
+}

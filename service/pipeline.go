@@ -1,0 +1,244 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/northwind-it/ticketgw/classify"
+	"github.com/northwind-it/ticketgw/domain"
+	"github.com/northwind-it/ticketgw/ingest"
+	"github.com/northwind-it/ticketgw/notify"
+	"github.com/northwind-it/ticketgw/rules"
+	"github.com/northwind-it/ticketgw/sla"
+	"github.com/northwind-it/ticketgw/store"
+)
+
+// Store is what the pipeline needs of the state (implemented by *store.Store).
+type Store interface {
+	Processed(ctx context.Context, ref store.SourceRef) (string, bool, error)
+	MarkProcessed(ctx context.Context, ref store.SourceRef, ticketID string) error
+	CreateTicket(ctx context.Context, nt store.NewTicket) (domain.Ticket, bool, error)
+	IndexMessageIDs(ctx context.Context, ticketID string, ids ...string) error
+	Enqueue(ctx context.Context, e store.OutboxEntry, now time.Time) (bool, error)
+}
+
+// Outcome says what happened to one message, for logs, metrics and the demo.
+type Outcome struct {
+	Ticket   domain.Ticket
+	Created  bool
+	Decision Decision
+	Action   string // "ticket", "duplicate", "automatic", "dropped", "unknown-sender", "staff", "already-processed"
+}
+
+// Pipeline turns one fetched message into a stored ticket and queued mail.
+type Pipeline struct {
+	Cfg        *rules.Config
+	Classifier *classify.Classifier
+	Templates  *notify.Templates
+	Store      Store
+	Log        *slog.Logger
+	Now        func() time.Time
+	// OnOutcome, when set, is called after each message is stored.
+	OnOutcome func(Outcome)
+}
+
+// NewPipeline builds a pipeline for cfg.
+func NewPipeline(cfg *rules.Config, tmpl *notify.Templates, st Store, log *slog.Logger, now func() time.Time) *Pipeline {
+	if now == nil {
+		now = time.Now
+	}
+	return &Pipeline{Cfg: cfg, Classifier: classify.New(cfg), Templates: tmpl, Store: st, Log: log, Now: now}
+}
+
+// Handle is an ingest.Handler: it returns nil only once everything the
+// message causes is durably stored (ticket, events, timers, outbox), so the
+// source may then move it to the processed folder. It is idempotent: the same
+// message handled twice (after a crash before the move) yields the same
+// ticket and no second mail.
+func (p *Pipeline) Handle(ctx context.Context, f *ingest.Fetched) error {
+	ref := store.SourceRef{Mailbox: f.Mailbox, UIDValidity: f.UIDValidity, UID: f.UID}
+	if id, ok, err := p.Store.Processed(ctx, ref); err != nil {
+		return fmt.Errorf("check processed uid %d: %w", f.UID, err)
+	} else if ok {
+		p.Log.Info("already processed", "uid", f.UID, "ticket", id)
+		p.outcome(Outcome{Ticket: domain.Ticket{ID: id}, Action: "already-processed"})
+		return nil
+	}
+	max := p.Cfg.Limits.MaxMessageBytes
+	if max <= 0 {
+		max = 64 << 20
+	}
+	raw, err := io.ReadAll(io.LimitReader(f.Body, max+1))
+	if err != nil {
+		return fmt.Errorf("read uid %d: %w", f.UID, err)
+	}
+	truncated := int64(len(raw)) > max
+	if truncated {
+		raw = raw[:max]
+	}
+	lim := ingest.DefaultLimits()
+	lim.MaxMessageBytes = max
+	m := ingest.Parse(bytes.NewReader(raw), lim)
+	if truncated {
+		m.Warnings = append(m.Warnings, fmt.Sprintf("message larger than %d bytes: truncated", max))
+	}
+	m.Received = f.InternalDate
+	out, err := p.process(ctx, m, raw)
+	if err != nil {
+		return err
+	}
+	if err := p.Store.MarkProcessed(ctx, ref, out.Ticket.ID); err != nil {
+		return fmt.Errorf("mark uid %d processed: %w", f.UID, err)
+	}
+	p.outcome(out)
+	return nil
+}
+
+func (p *Pipeline) outcome(o Outcome) {
+	if p.OnOutcome != nil {
+		p.OnOutcome(o)
+	}
+}
+
+// DedupKey identifies a message across mailboxes, UIDVALIDITY changes and
+// rebuilds: its Message-ID, or a hash of its bytes when it has none.
+func DedupKey(m *domain.Message, raw []byte) string {
+	if m.MessageID != "" {
+		return "mid:" + strings.ToLower(m.MessageID)
+	}
+	sum := sha256.Sum256(raw)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+func (p *Pipeline) process(ctx context.Context, m *domain.Message, raw []byte) (Outcome, error) {
+	dec, err := Decide(p.Cfg, p.Classifier, m, m.Received, sla.NoUsage{})
+	if err != nil {
+		return Outcome{}, err
+	}
+	log := p.Log.With("message_id", m.MessageID, "from", m.From.Addr, "contract", dec.Class.Contract)
+	switch {
+	case m.Auto != domain.Human || dec.Class.AckReason == string(domain.Loop) || dec.Class.AckReason == string(domain.Self):
+		log.Info("automatic mail filed without a ticket", "reason", dec.Class.AckReason, "evidence", m.AutoWhy)
+		return Outcome{Decision: dec, Action: "automatic"}, nil
+	case dec.Class.Drop:
+		log.Info("dropped by rule", "rules", dec.Class.Rules)
+		return Outcome{Decision: dec, Action: "dropped"}, nil
+	case dec.Class.AckReason == classify.ReasonStaff:
+		// Staff replies and commands are threaded and relayed by the
+		// conversations stage; a staff message that starts nothing is filed
+		// and shown to the queue.
+		log.Info("staff mail filed", "subject", m.Subject)
+		return Outcome{Decision: dec, Action: "staff"}, nil
+	case dec.Contract == nil && p.Cfg.UnknownSenders != "ticket":
+		return p.unknownSender(ctx, dec, raw, log)
+	}
+	return p.openTicket(ctx, dec, raw, log)
+}
+
+func (p *Pipeline) openTicket(ctx context.Context, dec Decision, raw []byte, log *slog.Logger) (Outcome, error) {
+	m := dec.Msg
+	t := ticketFromDecision(p.Cfg, dec)
+	t.IMACDate, t.IMACQuotaUse, t.Billable = "", 0, false // reserved by the store
+	prefix := "T"
+	if dec.Contract != nil {
+		prefix = dec.Contract.Prefix
+	}
+	nt := store.NewTicket{
+		Ticket:   t,
+		Prefix:   prefix,
+		DedupKey: DedupKey(m, raw),
+		Event: domain.Event{Kind: domain.EventOpened, At: m.Received, MessageID: m.MessageID, Actor: m.From.Addr,
+			Data: map[string]string{"category": string(t.Category), "priority": string(t.Priority), "rules": strings.Join(t.Rules, ",")}},
+		Timers: timersFor(dec.Deadlines),
+	}
+	if dec.IMAC != nil && dec.Contract.IMAC != nil {
+		plan := dec.Contract.IMAC
+		nt.IMAC = &store.IMACRequest{Candidates: dec.IMACCandidates, MonthlyQuota: plan.MonthlyQuota, PerVisit: plan.PerVisit, Policy: plan.OverQuota}
+		nt.Ticket.IMACQuota = plan.MonthlyQuota
+	}
+	ticket, created, err := p.Store.CreateTicket(ctx, nt)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("create ticket: %w", err)
+	}
+	log = log.With("ticket", ticket.ID)
+	if created {
+		log.Info("ticket opened", "category", ticket.Category, "priority", ticket.Priority,
+			"response_due", ticket.ResponseDue, "resolution_due", ticket.ResolutionDue, "imac_date", ticket.IMACDate)
+	} else {
+		log.Info("message already stored: same ticket, nothing new sent")
+	}
+	out := Outcome{Ticket: ticket, Created: created, Decision: dec, Action: "ticket"}
+	if !created {
+		out.Action = "duplicate"
+	}
+	// Outgoing mail is queued idempotently (keys derived from the ticket),
+	// so a retry after a crash here queues nothing twice. The Message-IDs
+	// are indexed before the mail is queued, so a reply to it always threads
+	// (a retry may index an id that is never sent, which is harmless).
+	var entries []store.OutboxEntry
+	ids := []string{}
+	if m.MessageID != "" {
+		ids = append(ids, m.MessageID)
+	}
+	if dec.Class.Ack {
+		e, msgID, err := p.composeAck(dec, ticket)
+		if err != nil {
+			return out, err
+		}
+		ids = append(ids, msgID)
+		entries = append(entries, e)
+	}
+	e, msgID, err := p.composeForward(dec, ticket, raw)
+	if err != nil {
+		return out, err
+	}
+	ids = append(ids, msgID)
+	entries = append(entries, e)
+	if err := p.Store.IndexMessageIDs(ctx, ticket.ID, ids...); err != nil {
+		return out, fmt.Errorf("index message ids: %w", err)
+	}
+	for _, e := range entries {
+		if _, err := p.Store.Enqueue(ctx, e, p.Now()); err != nil {
+			return out, fmt.Errorf("queue %s: %w", e.Kind, err)
+		}
+	}
+	return out, nil
+}
+
+// timersFor lists the SLA timers of a ticket's deadlines.
+func timersFor(d sla.Deadlines) []store.Timer {
+	var ts []store.Timer
+	add := func(kind string, at time.Time) {
+		if !at.IsZero() {
+			ts = append(ts, store.Timer{Kind: kind, Due: at})
+		}
+	}
+	add("response-warn", d.ResponseWarn)
+	add("response-breach", d.ResponseDue)
+	add("resolution-warn", d.ResolutionWarn)
+	add("resolution-breach", d.ResolutionDue)
+	return ts
+}
+
+// customerCopies are the people the customer copied, without the gateway's
+// own addresses and staff (SPEC §2 flow 3).
+func customerCopies(cfg *rules.Config, m *domain.Message) []domain.Address {
+	var out []domain.Address
+	seen := map[string]bool{strings.ToLower(m.From.Addr): true}
+	for _, a := range append(append([]domain.Address{}, m.To...), m.Cc...) {
+		k := strings.ToLower(a.Addr)
+		if k == "" || seen[k] || cfg.IsOwnAddress(k) || cfg.IsStaff(k) {
+			continue
+		}
+		seen[k] = true
+		out = append(out, a)
+	}
+	return out
+}

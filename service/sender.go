@@ -1,0 +1,175 @@
+package service
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/northwind-it/ticketgw/notify"
+	"github.com/northwind-it/ticketgw/store"
+)
+
+// Outbox is what the sender loop needs of the store.
+type Outbox interface {
+	ClaimOutbox(ctx context.Context, now time.Time, lease time.Duration, max int) ([]store.OutboxEntry, error)
+	AckOutbox(ctx context.Context, key string, now time.Time) error
+	RetryOutbox(ctx context.Context, key string, at time.Time, errText string) error
+}
+
+// MailSender delivers composed mail (implemented by *notify.Sender).
+type MailSender interface {
+	Send(ctx context.Context, env notify.Envelope, raw []byte) error
+}
+
+// OutboxSender drains the outbox to SMTP: it claims due entries with a lease
+// (so several instances never send one entry twice while it is in flight, and
+// a crashed instance's claims come back when the lease ends), sends each, and
+// acknowledges or reschedules it with backoff. An SMTP outage delays mail and
+// loses none.
+type OutboxSender struct {
+	Outbox  Outbox
+	Sender  MailSender
+	Log     *slog.Logger
+	Now     func() time.Time
+	Lease   time.Duration // default 2m: longer than one send can take
+	Batch   int           // default 32
+	Workers int           // parallel sends, default 4
+	Idle    time.Duration // poll period when nothing is kicked, default 1s
+	// MaxAttempts after which a permanently failing entry is dropped (logged
+	// at error level). Temporary failures are retried for as long as the
+	// entry is retained.
+	MaxAttempts int
+
+	kick chan struct{}
+	once sync.Once
+}
+
+func (o *OutboxSender) init() {
+	o.once.Do(func() {
+		o.kick = make(chan struct{}, 1)
+		if o.Now == nil {
+			o.Now = time.Now
+		}
+		if o.Lease <= 0 {
+			o.Lease = 2 * time.Minute
+		}
+		if o.Batch <= 0 {
+			o.Batch = 32
+		}
+		if o.Workers <= 0 {
+			o.Workers = 4
+		}
+		if o.Idle <= 0 {
+			o.Idle = time.Second
+		}
+		if o.MaxAttempts <= 0 {
+			o.MaxAttempts = 5
+		}
+	})
+}
+
+// Kick wakes the loop at once (after something was queued). It never blocks.
+func (o *OutboxSender) Kick() {
+	o.init()
+	select {
+	case o.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run sends until ctx is cancelled. Entries in hand when ctx ends are left
+// to their lease and sent again later (at least once; the receiving side sees
+// the same Message-ID).
+func (o *OutboxSender) Run(ctx context.Context) error {
+	o.init()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-o.kick:
+		case <-timer.C:
+		}
+		n, err := o.drain(ctx)
+		if err != nil && ctx.Err() == nil {
+			o.Log.Warn("outbox: claim failed", "err", err)
+		}
+		wait := o.Idle
+		if n > 0 {
+			wait = 0 // more may be due
+		} else if err != nil {
+			wait = 2 * time.Second
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(wait)
+	}
+}
+
+// drain claims and sends one batch; it returns how many entries it claimed.
+func (o *OutboxSender) drain(ctx context.Context) (int, error) {
+	entries, err := o.Outbox.ClaimOutbox(ctx, o.Now(), o.Lease, o.Batch)
+	if err != nil || len(entries) == 0 {
+		return 0, err
+	}
+	sem := make(chan struct{}, o.Workers)
+	var wg sync.WaitGroup
+	for _, e := range entries {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func(e store.OutboxEntry) {
+			defer func() { <-sem; wg.Done() }()
+			o.sendOne(ctx, e)
+		}(e)
+	}
+	wg.Wait()
+	return len(entries), nil
+}
+
+func (o *OutboxSender) sendOne(ctx context.Context, e store.OutboxEntry) {
+	log := o.Log.With("outbox_key", e.Key, "kind", e.Kind, "ticket", e.Ticket, "attempt", e.Attempts)
+	err := o.Sender.Send(ctx, notify.Envelope{From: e.From, To: e.To}, e.Raw)
+	if ctx.Err() != nil {
+		return // shutting down: the lease brings it back
+	}
+	// Acknowledge with a fresh context: the mail is out, the record must
+	// follow even when shutdown has begun.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err == nil {
+		if aerr := o.Outbox.AckOutbox(actx, e.Key, o.Now()); aerr != nil {
+			log.Error("outbox: sent but not acknowledged; it will be sent again", "err", aerr)
+			return
+		}
+		log.Info("mail sent", "to", e.To)
+		return
+	}
+	if !notify.IsTemporary(err) && e.Attempts >= o.MaxAttempts {
+		log.Error("outbox: giving up after permanent failures", "err", err)
+		if aerr := o.Outbox.AckOutbox(actx, e.Key, o.Now()); aerr != nil {
+			log.Error("outbox: drop failed", "err", aerr)
+		}
+		return
+	}
+	at := o.Now().Add(Backoff(e.Attempts))
+	log.Warn("outbox: send failed, will retry", "err", err, "retry_at", at)
+	if rerr := o.Outbox.RetryOutbox(actx, e.Key, at, err.Error()); rerr != nil {
+		log.Error("outbox: reschedule failed; the lease brings it back", "err", rerr)
+	}
+}
+
+// Backoff is the delay before attempt n+1 of an outgoing message: 5 s
+// doubling to at most 15 min.
+func Backoff(attempts int) time.Duration {
+	d := 5 * time.Second
+	for i := 1; i < attempts && d < 15*time.Minute; i++ {
+		d *= 2
+	}
+	return min(d, 15*time.Minute)
+}

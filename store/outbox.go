@@ -1,0 +1,241 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// OutboxEntry is one outgoing mail. Every mail the gateway sends goes
+// through the outbox, so sending is never on the path that stores a ticket
+// and an SMTP outage loses nothing.
+type OutboxEntry struct {
+	// Key makes Enqueue idempotent, e.g. "ack:ACME-0001".
+	Key    string
+	Kind   string // "ack", "forward", "relay", "notice", ...
+	Ticket string
+	From   string   // envelope sender
+	To     []string // envelope recipients
+	Raw    []byte   // the message, ready to send
+	// Ref, when set, names a message in the mailbox (its processed folder)
+	// whose bytes are to be relayed, instead of copying a large message
+	// into Redis.
+	Ref *SourceRef
+
+	Attempts  int       // attempts started, this claim included (set by ClaimOutbox)
+	NextTry   time.Time // when the entry is due (Enqueue: zero means now)
+	LastError string    // error text of the last failed attempt
+}
+
+// outboxPayload is the stored, immutable part of an entry.
+type outboxPayload struct {
+	Kind     string     `json:"kind"`
+	Ticket   string     `json:"ticket,omitempty"`
+	From     string     `json:"from"`
+	To       []string   `json:"to"`
+	Raw      []byte     `json:"raw,omitempty"`
+	Ref      *SourceRef `json:"ref,omitempty"`
+	Enqueued time.Time  `json:"enqueued"`
+}
+
+var enqueueScript = redis.NewScript(`
+-- KEYS[1] P{outbox}:pending  key -> next try ms
+-- KEYS[2] P{outbox}:queued   key -> enqueue ms
+-- KEYS[3] P{outbox}:msg      key -> payload JSON
+-- KEYS[4] P{outbox}:sent     key -> sent ms
+-- ARGV[1] entry key, ARGV[2] payload JSON, ARGV[3] now ms,
+-- ARGV[4] next try ms, ARGV[5] how long sent keys are remembered, ms
+-- Returns 1 when added, 0 when the key is pending, in flight, or was sent
+-- within the retention period (nothing changes).
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', tonumber(ARGV[3]) - tonumber(ARGV[5]))
+if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 or redis.call('ZSCORE', KEYS[4], ARGV[1]) then
+  return 0
+end
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+return 1
+`)
+
+// Enqueue adds an entry unless its key is already pending, in flight, or
+// was sent within the retention period (added=false then).
+func (s *Store) Enqueue(ctx context.Context, e OutboxEntry, now time.Time) (added bool, err error) {
+	if e.Key == "" {
+		return false, errors.New("enqueue mail: empty key")
+	}
+	if len(e.To) == 0 || (len(e.Raw) == 0 && e.Ref == nil) {
+		return false, fmt.Errorf("enqueue mail %s: no recipients or no message", e.Key)
+	}
+	payload, err := json.Marshal(outboxPayload{Kind: e.Kind, Ticket: e.Ticket, From: e.From, To: e.To, Raw: e.Raw, Ref: e.Ref, Enqueued: now.UTC()})
+	if err != nil {
+		return false, fmt.Errorf("enqueue mail %s: encode: %w", e.Key, err)
+	}
+	next := e.NextTry
+	if next.IsZero() {
+		next = now
+	}
+	k := []string{s.k.outboxPending(), s.k.outboxQueued(), s.k.outboxMsg(), s.k.outboxSent()}
+	n, err := enqueueScript.Run(ctx, s.rdb, k, e.Key, payload, ms(now), ms(next), s.retention.Milliseconds()).Int()
+	if err != nil {
+		return false, fmt.Errorf("enqueue mail %s: %w", e.Key, err)
+	}
+	return n == 1, nil
+}
+
+var claimOutboxScript = redis.NewScript(`
+-- KEYS[1] P{outbox}:pending   key -> next try ms
+-- KEYS[2] P{outbox}:leased    key -> lease expiry ms
+-- KEYS[3] P{outbox}:msg       key -> payload JSON
+-- KEYS[4] P{outbox}:attempts  key -> attempts started
+-- KEYS[5] P{outbox}:errors    key -> last error
+-- ARGV[1] now ms, ARGV[2] lease expiry ms, ARGV[3] max entries
+-- Returns a flat array {key, payload, attempts, last error, due ms, ...}:
+-- first entries whose lease expired (claimed again), then due entries by
+-- next try time. Each claim counts as an attempt.
+local out = {}
+local max = tonumber(ARGV[3])
+local function take(key, due)
+  local payload = redis.call('HGET', KEYS[3], key)
+  if not payload then
+    redis.call('ZREM', KEYS[1], key)
+    redis.call('ZREM', KEYS[2], key)
+    return
+  end
+  redis.call('ZREM', KEYS[1], key)
+  redis.call('ZADD', KEYS[2], ARGV[2], key)
+  local n = redis.call('HINCRBY', KEYS[4], key, 1)
+  out[#out + 1] = key
+  out[#out + 1] = payload
+  out[#out + 1] = tostring(n)
+  out[#out + 1] = redis.call('HGET', KEYS[5], key) or ''
+  out[#out + 1] = due
+end
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, max)
+for i = 1, #expired, 2 do
+  take(expired[i], expired[i + 1])
+end
+local left = max - #out / 5
+if left > 0 then
+  local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, left)
+  for i = 1, #due, 2 do
+    take(due[i], due[i + 1])
+  end
+end
+return out
+`)
+
+// ClaimOutbox hands out up to limit entries due at now, leased until
+// now+lease. An entry neither acked nor retried before its lease expires
+// is handed out again; so the lease must be longer than a send attempt.
+func (s *Store) ClaimOutbox(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]OutboxEntry, error) {
+	if limit <= 0 || lease <= 0 {
+		return nil, fmt.Errorf("claim mail: invalid limit %d or lease %v", limit, lease)
+	}
+	k := []string{s.k.outboxPending(), s.k.outboxLeased(), s.k.outboxMsg(), s.k.outboxAttempts(), s.k.outboxErrors()}
+	res, err := claimOutboxScript.Run(ctx, s.rdb, k, ms(now), ms(now.Add(lease)), limit).StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("claim mail: %w", err)
+	}
+	out := make([]OutboxEntry, 0, len(res)/5)
+	for i := 0; i+4 < len(res); i += 5 {
+		var p outboxPayload
+		if err := json.Unmarshal([]byte(res[i+1]), &p); err != nil {
+			return out, fmt.Errorf("claim mail %s: decode: %w", res[i], err)
+		}
+		attempts, err := strconv.Atoi(res[i+2])
+		if err != nil {
+			return out, fmt.Errorf("claim mail %s: attempts: %w", res[i], err)
+		}
+		due, err := parseMS(res[i+4])
+		if err != nil {
+			return out, fmt.Errorf("claim mail %s: %w", res[i], err)
+		}
+		out = append(out, OutboxEntry{
+			Key: res[i], Kind: p.Kind, Ticket: p.Ticket, From: p.From, To: p.To, Raw: p.Raw, Ref: p.Ref,
+			Attempts: attempts, NextTry: due, LastError: res[i+3],
+		})
+	}
+	return out, nil
+}
+
+var ackOutboxScript = redis.NewScript(`
+-- KEYS[1] P{outbox}:pending, KEYS[2] P{outbox}:leased, KEYS[3] P{outbox}:queued,
+-- KEYS[4] P{outbox}:msg, KEYS[5] P{outbox}:attempts, KEYS[6] P{outbox}:errors,
+-- KEYS[7] P{outbox}:sent  key -> sent ms
+-- ARGV[1] entry key, ARGV[2] now ms
+-- Returns 1. Removes the entry and remembers its key as sent.
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
+redis.call('HDEL', KEYS[5], ARGV[1])
+redis.call('HDEL', KEYS[6], ARGV[1])
+redis.call('ZADD', KEYS[7], ARGV[2], ARGV[1])
+return 1
+`)
+
+// AckOutbox records that the entry was sent (or given up for good): its
+// payload is removed and its key remembered, so enqueueing it again within
+// the retention period does nothing. Acking twice is harmless.
+func (s *Store) AckOutbox(ctx context.Context, key string, now time.Time) error {
+	k := []string{s.k.outboxPending(), s.k.outboxLeased(), s.k.outboxQueued(), s.k.outboxMsg(), s.k.outboxAttempts(), s.k.outboxErrors(), s.k.outboxSent()}
+	if err := ackOutboxScript.Run(ctx, s.rdb, k, key, ms(now)).Err(); err != nil {
+		return fmt.Errorf("ack mail %s: %w", key, err)
+	}
+	return nil
+}
+
+var retryOutboxScript = redis.NewScript(`
+-- KEYS[1] P{outbox}:pending, KEYS[2] P{outbox}:leased, KEYS[3] P{outbox}:msg,
+-- KEYS[4] P{outbox}:errors
+-- ARGV[1] entry key, ARGV[2] next try ms, ARGV[3] error text
+-- Returns 1 when rescheduled, 0 when there is no such entry (sent or never
+-- enqueued).
+if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 0 then
+  return 0
+end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('HSET', KEYS[4], ARGV[1], ARGV[3])
+return 1
+`)
+
+// RetryOutbox gives a claimed entry back to be tried again at at, with the
+// error of the failed attempt. It returns an error wrapping ErrNotFound when
+// the entry is gone (acked meanwhile).
+func (s *Store) RetryOutbox(ctx context.Context, key string, at time.Time, errText string) error {
+	k := []string{s.k.outboxPending(), s.k.outboxLeased(), s.k.outboxMsg(), s.k.outboxErrors()}
+	n, err := retryOutboxScript.Run(ctx, s.rdb, k, key, ms(at), errText).Int()
+	if err != nil {
+		return fmt.Errorf("retry mail %s: %w", key, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("retry mail %s: %w", key, ErrNotFound)
+	}
+	return nil
+}
+
+// OutboxDepth returns how many entries are not sent yet (pending or in
+// flight) and when the oldest of them was enqueued (zero when none).
+func (s *Store) OutboxDepth(ctx context.Context) (pending int64, oldest time.Time, err error) {
+	var card *redis.IntCmd
+	var first *redis.ZSliceCmd
+	// Two reads of one slot; no script in this pipeline.
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		card = p.ZCard(ctx, s.k.outboxQueued())
+		first = p.ZRangeWithScores(ctx, s.k.outboxQueued(), 0, 0)
+		return nil
+	})
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("read outbox depth: %w", err)
+	}
+	if z := first.Val(); len(z) > 0 {
+		oldest = fromMS(int64(z[0].Score))
+	}
+	return card.Val(), oldest, nil
+}

@@ -1,0 +1,492 @@
+package store
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/northwind-it/ticketgw/domain"
+	"github.com/northwind-it/ticketgw/sla"
+)
+
+// Timer kinds.
+const (
+	ResponseWarn     = "response-warn"
+	ResponseBreach   = "response-breach"
+	ResolutionWarn   = "resolution-warn"
+	ResolutionBreach = "resolution-breach"
+)
+
+// TimerKinds lists every timer kind.
+var TimerKinds = []string{ResponseWarn, ResponseBreach, ResolutionWarn, ResolutionBreach}
+
+func validKind(k string) bool { return slices.Contains(TimerKinds, k) }
+
+// Timer is one SLA timer of a ticket.
+type Timer struct {
+	Kind string // ResponseWarn, ResponseBreach, ResolutionWarn or ResolutionBreach
+	Due  time.Time
+}
+
+// IMAC over-quota policies, as in the contract configuration, and the
+// staff-forced placement.
+const (
+	PolicyNextMonth = "next_month" // skip to the first later month with quota and capacity
+	PolicyBillable  = "billable"   // keep the first day with capacity, billable when over quota
+	PolicyForce     = "force"      // the first candidate, whatever the capacity (a staff #schedule)
+)
+
+// IMACRequest asks for an IMAC slot.
+type IMACRequest struct {
+	// Candidates are the possible service days in order of preference,
+	// enough of them to cover more than twelve months.
+	Candidates   []sla.Date
+	MonthlyQuota int // 0: unlimited
+	PerVisit     int // 0: unlimited
+	Policy       string
+}
+
+func (r *IMACRequest) validate() error {
+	if len(r.Candidates) == 0 {
+		return errors.New("imac request without candidates")
+	}
+	if r.MonthlyQuota < 0 || r.PerVisit < 0 {
+		return errors.New("imac request with negative quota")
+	}
+	switch r.Policy {
+	case PolicyNextMonth, PolicyBillable, PolicyForce:
+	default:
+		return fmt.Errorf("imac request with unknown policy %q", r.Policy)
+	}
+	for _, d := range r.Candidates {
+		if !validDate(d) {
+			return fmt.Errorf("imac request with invalid date %v", d)
+		}
+	}
+	return nil
+}
+
+// ErrNoIMACSlot is returned when no candidate day of an IMACRequest has
+// quota and capacity left.
+var ErrNoIMACSlot = errors.New("no imac slot")
+
+// NewTicket is what CreateTicket stores.
+type NewTicket struct {
+	// Ticket is stored as given, except ID (allocated) and, when IMAC is
+	// set, the IMAC fields (decided by the reservation). Contract is "" for
+	// unknown senders.
+	Ticket domain.Ticket
+	// Prefix of the ticket id ("ACME" gives ACME-0001); DefaultPrefix when
+	// empty and the ticket has no contract.
+	Prefix string
+	// DedupKey identifies the message ("mid:<message-id>" or
+	// "sha256:<hex of the raw message>"): a second CreateTicket with the
+	// same key returns the first ticket and changes nothing.
+	DedupKey string
+	Event    domain.Event // the "opened" event
+	Timers   []Timer
+	IMAC     *IMACRequest // nil unless the ticket is an IMAC with a plan
+}
+
+// CreateTicket stores a new ticket in one atomic step: the dedup check, the
+// id, the IMAC reservation, the ticket, its opened event, its timers and the
+// dedup key. When the dedup key was seen before it returns the existing
+// ticket and created=false. It returns ErrNoIMACSlot (wrapped) when no
+// candidate day fits; nothing is stored then.
+func (s *Store) CreateTicket(ctx context.Context, nt NewTicket) (t domain.Ticket, created bool, err error) {
+	contract := nt.Ticket.Contract
+	prefix := nt.Prefix
+	if prefix == "" && contract == "" {
+		prefix = DefaultPrefix
+	}
+	switch {
+	case contract == unknownContract:
+		return t, false, fmt.Errorf("create ticket: contract id %q is reserved", contract)
+	case !ValidPrefix(prefix):
+		return t, false, fmt.Errorf("create ticket: invalid ticket prefix %q", prefix)
+	case nt.DedupKey == "":
+		return t, false, errors.New("create ticket: empty dedup key")
+	}
+	for _, tm := range nt.Timers {
+		if !validKind(tm.Kind) || tm.Due.IsZero() {
+			return t, false, fmt.Errorf("create ticket: invalid timer %q at %v", tm.Kind, tm.Due)
+		}
+	}
+	if nt.IMAC != nil {
+		if err := nt.IMAC.validate(); err != nil {
+			return t, false, fmt.Errorf("create ticket: %w", err)
+		}
+	}
+	if err := s.claimPrefix(ctx, prefix, contract); err != nil {
+		return t, false, fmt.Errorf("create ticket: %w", err)
+	}
+
+	tk := nt.Ticket
+	tk.ID = ""
+	if nt.IMAC != nil {
+		clearIMAC(&tk)
+	}
+	body, err := jsonMembers(tk, "id")
+	if err != nil {
+		return t, false, fmt.Errorf("create ticket: %w", err)
+	}
+	ev, err := json.Marshal(nt.Event)
+	if err != nil {
+		return t, false, fmt.Errorf("create ticket: encode event: %w", err)
+	}
+
+	reserve := ""
+	if nt.IMAC != nil {
+		reserve = "1"
+	}
+	quota, per, policy := imacParams(nt.IMAC)
+	args := []any{nt.DedupKey, prefix, body, ev, reserve, quota, per, policy, len(nt.Timers), imacCandidates(nt.IMAC)}
+	for _, tm := range nt.Timers {
+		args = append(args, tm.Kind, ms(tm.Due))
+	}
+	args = appendCandidates(args, nt.IMAC)
+
+	k := []string{s.k.seq(contract), s.k.tickets(contract), s.k.events(contract), s.k.dedup(contract), s.k.timers(contract), s.k.imac(contract)}
+	res, err := createScript.Run(ctx, s.rdb, k, args...).StringSlice()
+	if err != nil {
+		if strings.Contains(err.Error(), "no imac slot") {
+			return t, false, fmt.Errorf("create ticket: %w: %w", ErrNoIMACSlot, err)
+		}
+		return t, false, fmt.Errorf("create ticket for contract %q: %w", contract, err)
+	}
+	if len(res) != 3 {
+		return t, false, fmt.Errorf("create ticket: unexpected script reply %q", res)
+	}
+	if res[2] == "" {
+		return t, false, fmt.Errorf("create ticket: dedup key %q names missing ticket %s", nt.DedupKey, res[1])
+	}
+	if err := json.Unmarshal([]byte(res[2]), &t); err != nil {
+		return t, false, fmt.Errorf("decode ticket %s: %w", res[1], err)
+	}
+	return t, res[0] == "1", nil
+}
+
+func clearIMAC(t *domain.Ticket) {
+	t.IMACDate, t.IMACQuotaUse, t.IMACQuota, t.Billable, t.IMACDeferred = "", 0, 0, false, false
+}
+
+func imacParams(r *IMACRequest) (quota, perVisit int, policy string) {
+	if r == nil {
+		return 0, 0, ""
+	}
+	return r.MonthlyQuota, r.PerVisit, r.Policy
+}
+
+func imacCandidates(r *IMACRequest) int {
+	if r == nil {
+		return 0
+	}
+	return len(r.Candidates)
+}
+
+func appendCandidates(args []any, r *IMACRequest) []any {
+	if r == nil {
+		return args
+	}
+	for _, d := range r.Candidates {
+		args = append(args, FormatDate(d))
+	}
+	return args
+}
+
+// jsonMembers encodes v as a JSON object without the named members and
+// without its braces ("" for an empty object), for a script to complete.
+func jsonMembers(v any, drop ...string) (string, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", fmt.Errorf("encode ticket: %w", err)
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return "", fmt.Errorf("encode ticket: %w", err)
+	}
+	for _, d := range drop {
+		delete(m, d)
+	}
+	if b, err = json.Marshal(m); err != nil {
+		return "", fmt.Errorf("encode ticket: %w", err)
+	}
+	return string(bytes.TrimSuffix(bytes.TrimPrefix(b, []byte("{")), []byte("}"))), nil
+}
+
+// Ticket returns a ticket by id (in any case and padding: "acme-42" finds
+// ACME-0042), or an error wrapping ErrNotFound.
+func (s *Store) Ticket(ctx context.Context, id string) (domain.Ticket, error) {
+	t, _, err := s.readTicket(ctx, id)
+	return t, err
+}
+
+// readTicket returns the ticket, its stored JSON and its contract.
+func (s *Store) readTicket(ctx context.Context, id string) (domain.Ticket, []byte, error) {
+	var t domain.Ticket
+	contract, cid, err := s.resolve(ctx, id)
+	if err != nil {
+		return t, nil, err
+	}
+	raw, err := s.rdb.HGet(ctx, s.k.tickets(contract), cid).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return t, nil, fmt.Errorf("ticket %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return t, nil, fmt.Errorf("read ticket %s: %w", id, err)
+	}
+	if err := json.Unmarshal(raw, &t); err != nil {
+		return t, nil, fmt.Errorf("decode ticket %s: %w", id, err)
+	}
+	return t, raw, nil
+}
+
+// Events returns a ticket's events in the order they were recorded.
+func (s *Store) Events(ctx context.Context, id string) ([]domain.Event, error) {
+	contract, cid, err := s.resolve(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := s.rdb.HGet(ctx, s.k.events(contract), cid).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("events of ticket %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read events of ticket %s: %w", id, err)
+	}
+	return decodeEvents(raw)
+}
+
+// decodeEvents parses the stored event lines.
+func decodeEvents(raw string) ([]domain.Event, error) {
+	var out []domain.Event
+	for line := range strings.SplitSeq(raw, "\n") {
+		if line == "" {
+			continue
+		}
+		var ev domain.Event
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			return out, fmt.Errorf("decode event %d: %w", len(out)+1, err)
+		}
+		out = append(out, ev)
+	}
+	return out, nil
+}
+
+// TicketsByContract returns every ticket of a contract ("" for unknown
+// senders) ordered by ticket number.
+func (s *Store) TicketsByContract(ctx context.Context, contract string) ([]domain.Ticket, error) {
+	m, err := s.rdb.HGetAll(ctx, s.k.tickets(contract)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read tickets of contract %q: %w", contract, err)
+	}
+	out := make([]domain.Ticket, 0, len(m))
+	for id, raw := range m {
+		var t domain.Ticket
+		if err := json.Unmarshal([]byte(raw), &t); err != nil {
+			return nil, fmt.Errorf("decode ticket %s: %w", id, err)
+		}
+		out = append(out, t)
+	}
+	slices.SortFunc(out, func(a, b domain.Ticket) int {
+		_, na, _ := ParseTicketID(a.ID)
+		_, nb, _ := ParseTicketID(b.ID)
+		return cmp.Or(cmp.Compare(na, nb), strings.Compare(a.ID, b.ID))
+	})
+	return out, nil
+}
+
+// Change is one atomic change of a stored ticket, made by UpdateTicket.
+// Every part is optional.
+type Change struct {
+	// Mutate edits the ticket (status, priority, first response, ...). It
+	// may be called more than once (the change is retried when the ticket
+	// changed meanwhile) and must not change ID, Contract or the IMAC
+	// fields; those move only through IMAC and ReleaseIMAC.
+	Mutate func(t *domain.Ticket) error
+	// Event is appended to the ticket's history.
+	Event *domain.Event
+	// DedupKey makes the change happen at most once: when the key was used
+	// before (by this or any ticket of the contract, including by
+	// CreateTicket), nothing changes and UpdateTicket reports applied=false.
+	DedupKey string
+	// CancelTimers removes these timer kinds (pending or claimed).
+	CancelTimers []string
+	// Timers sets timers (replacing the same kinds; a claimed one is
+	// rescheduled).
+	Timers []Timer
+	// IMAC moves the ticket's IMAC reservation: the old slot is released and
+	// a new one reserved from the request (PolicyForce for a staff choice).
+	IMAC *IMACRequest
+	// ReleaseIMAC gives the ticket's slot back and clears its IMAC fields.
+	ReleaseIMAC bool
+}
+
+const maxUpdateAttempts = 32
+
+// UpdateTicket applies ch to ticket id atomically: the ticket, its event,
+// its timers, its IMAC counters and the dedup key change together or not at
+// all. It returns the ticket as stored afterwards and whether the change
+// was applied (false: DedupKey was already used). Missing tickets give an
+// error wrapping ErrNotFound.
+func (s *Store) UpdateTicket(ctx context.Context, id string, ch Change) (domain.Ticket, bool, error) {
+	var zero domain.Ticket
+	for _, k := range ch.CancelTimers {
+		if !validKind(k) {
+			return zero, false, fmt.Errorf("update ticket %s: unknown timer kind %q", id, k)
+		}
+	}
+	for _, tm := range ch.Timers {
+		if !validKind(tm.Kind) || tm.Due.IsZero() {
+			return zero, false, fmt.Errorf("update ticket %s: invalid timer %q at %v", id, tm.Kind, tm.Due)
+		}
+	}
+	if ch.IMAC != nil {
+		if ch.ReleaseIMAC {
+			return zero, false, fmt.Errorf("update ticket %s: both IMAC and ReleaseIMAC", id)
+		}
+		if err := ch.IMAC.validate(); err != nil {
+			return zero, false, fmt.Errorf("update ticket %s: %w", id, err)
+		}
+	}
+	var ev []byte
+	if ch.Event != nil {
+		var err error
+		if ev, err = json.Marshal(ch.Event); err != nil {
+			return zero, false, fmt.Errorf("update ticket %s: encode event: %w", id, err)
+		}
+	}
+	contract, cid, err := s.resolve(ctx, id)
+	if err != nil {
+		return zero, false, fmt.Errorf("update ticket: %w", err)
+	}
+	k := []string{s.k.tickets(contract), s.k.events(contract), s.k.dedup(contract), s.k.timers(contract), s.k.timerLeases(contract), s.k.timerDues(contract), s.k.imac(contract)}
+
+	for range maxUpdateAttempts {
+		cur, raw, err := s.readTicket(ctx, cid)
+		if err != nil {
+			return zero, false, fmt.Errorf("update ticket: %w", err)
+		}
+		next, err := ch.apply(cur)
+		if err != nil {
+			return zero, false, fmt.Errorf("update ticket %s: %w", cid, err)
+		}
+		body, err := json.Marshal(next)
+		if err != nil {
+			return zero, false, fmt.Errorf("update ticket %s: encode: %w", cid, err)
+		}
+		sum := sha1.Sum(raw)
+		mode := ""
+		switch {
+		case ch.IMAC != nil:
+			mode = "reserve"
+		case ch.ReleaseIMAC:
+			mode = "release"
+		}
+		quota, per, policy := imacParams(ch.IMAC)
+		args := []any{cid, hex.EncodeToString(sum[:]), body, ev, ch.DedupKey, cur.IMACDate, mode,
+			quota, per, policy, len(ch.CancelTimers), len(ch.Timers), imacCandidates(ch.IMAC)}
+		for _, kind := range ch.CancelTimers {
+			args = append(args, kind)
+		}
+		for _, tm := range ch.Timers {
+			args = append(args, tm.Kind, ms(tm.Due))
+		}
+		args = appendCandidates(args, ch.IMAC)
+
+		res, err := updateScript.Run(ctx, s.rdb, k, args...).StringSlice()
+		if err != nil {
+			if strings.Contains(err.Error(), "no imac slot") {
+				return zero, false, fmt.Errorf("update ticket %s: %w: %w", cid, ErrNoIMACSlot, err)
+			}
+			return zero, false, fmt.Errorf("update ticket %s: %w", cid, err)
+		}
+		switch {
+		case len(res) == 1 && res[0] == "-1":
+			continue // changed since read: read again
+		case len(res) == 1 && res[0] == "-2":
+			return zero, false, fmt.Errorf("update ticket %s: %w", cid, ErrNotFound)
+		case len(res) != 2:
+			return zero, false, fmt.Errorf("update ticket %s: unexpected script reply %q", cid, res)
+		}
+		var t domain.Ticket
+		if err := json.Unmarshal([]byte(res[1]), &t); err != nil {
+			return zero, false, fmt.Errorf("decode ticket %s: %w", cid, err)
+		}
+		return t, res[0] == "1", nil
+	}
+	return zero, false, fmt.Errorf("update ticket %s: still changing after %d attempts", cid, maxUpdateAttempts)
+}
+
+// apply runs Mutate on a copy of cur and prepares the IMAC fields.
+func (ch Change) apply(cur domain.Ticket) (domain.Ticket, error) {
+	next := cur
+	next.Cc = slices.Clone(cur.Cc)
+	next.Rules = slices.Clone(cur.Rules)
+	next.Tags = slices.Clone(cur.Tags)
+	if ch.Mutate != nil {
+		if err := ch.Mutate(&next); err != nil {
+			return next, err
+		}
+	}
+	switch {
+	case next.ID != cur.ID, next.Contract != cur.Contract:
+		return next, errors.New("mutate changed the ticket id or contract")
+	case next.IMACDate != cur.IMACDate, next.IMACQuotaUse != cur.IMACQuotaUse, next.IMACQuota != cur.IMACQuota,
+		next.Billable != cur.Billable, next.IMACDeferred != cur.IMACDeferred:
+		return next, errors.New("mutate changed IMAC fields (use Change.IMAC or ReleaseIMAC)")
+	}
+	if ch.IMAC != nil || ch.ReleaseIMAC {
+		clearIMAC(&next)
+	}
+	return next, nil
+}
+
+// AppendEvent adds an event to a ticket's history; with a non-empty
+// dedupKey, at most once (added=false when the key was used before).
+func (s *Store) AppendEvent(ctx context.Context, id string, ev domain.Event, dedupKey string) (added bool, err error) {
+	_, added, err = s.UpdateTicket(ctx, id, Change{Event: &ev, DedupKey: dedupKey})
+	return added, err
+}
+
+// IMACCounts is a snapshot of a contract's IMAC counters. It implements
+// sla.Usage.
+type IMACCounts struct {
+	fields map[string]int
+}
+
+// MonthUsed is the number of IMACs scheduled in that month.
+func (c IMACCounts) MonthUsed(year int, month time.Month) int {
+	return c.fields[fmt.Sprintf("%04d-%02d", year, int(month))]
+}
+
+// DayUsed is the number of IMACs scheduled on that date.
+func (c IMACCounts) DayUsed(d sla.Date) int { return c.fields[FormatDate(d)] }
+
+// IMACUsage reads a contract's IMAC counters (read-only).
+func (s *Store) IMACUsage(ctx context.Context, contract string) (IMACCounts, error) {
+	m, err := s.rdb.HGetAll(ctx, s.k.imac(contract)).Result()
+	if err != nil {
+		return IMACCounts{}, fmt.Errorf("read imac counters of contract %q: %w", contract, err)
+	}
+	c := IMACCounts{fields: make(map[string]int, len(m))}
+	for f, v := range m {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return IMACCounts{}, fmt.Errorf("imac counter %s of contract %q: %w", f, contract, err)
+		}
+		c.fields[f] = n
+	}
+	return c, nil
+}
