@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/northwind-it/ticketgw/notify"
 	"github.com/northwind-it/ticketgw/rules"
@@ -28,16 +29,45 @@ func loadConfig(path string, env Env) (*rules.Config, error) {
 
 // loadTemplates loads the built-in templates with the config's overrides and
 // renders each against sample data (so a broken override fails here, not at
-// send time).
-func loadTemplates(cfg *rules.Config) (*notify.Templates, error) {
+// send time). Template errors are printed one per line as file:line:col:
+// message, like configuration errors.
+func loadTemplates(cfg *rules.Config, env Env) (*notify.Templates, error) {
 	t, err := notify.LoadTemplates(cfg.Templates.Dir)
 	if err != nil {
-		return nil, fmt.Errorf("load templates: %w", err)
+		if printTemplateErrors(env.Stderr, err) {
+			return nil, errSilentFailure
+		}
+		return nil, err // notify's own message starts with "load templates:"
 	}
 	if err := t.Check(); err != nil {
+		if printTemplateErrors(env.Stderr, err) {
+			return nil, errSilentFailure
+		}
 		return nil, fmt.Errorf("check templates: %w", err)
 	}
 	return t, nil
+}
+
+// printTemplateErrors prints err, a *notify.TemplateError or several joined,
+// one error per line. It prints nothing and returns false when any part of
+// err is another kind of error (a directory that cannot be read).
+func printTemplateErrors(w io.Writer, err error) bool {
+	list := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		list = j.Unwrap()
+	}
+	lines := make([]string, 0, len(list))
+	for _, e := range list {
+		var te *notify.TemplateError
+		if !errors.As(e, &te) {
+			return false
+		}
+		lines = append(lines, te.Error())
+	}
+	for _, l := range lines {
+		fmt.Fprintln(w, l)
+	}
+	return len(lines) > 0
 }
 
 func cmdCheck(_ context.Context, args []string, env Env) error {
@@ -50,7 +80,7 @@ func cmdCheck(_ context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	if _, err := loadTemplates(cfg); err != nil {
+	if _, err := loadTemplates(cfg, env); err != nil {
 		return err
 	}
 	fmt.Fprintf(env.Stdout, "%s: ok (%d contracts, %d calendars, %d rules, %d mailboxes)\n",

@@ -3,8 +3,10 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"time"
@@ -67,7 +69,7 @@ func cmdClassify(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	tmpl, err := loadTemplates(cfg)
+	tmpl, err := loadTemplates(cfg, env)
 	if err != nil {
 		return err
 	}
@@ -99,9 +101,16 @@ func classifyOne(ctx context.Context, cfg *rules.Config, cl *classify.Classifier
 	file, at string, asJSON, showAck bool, usageFor func(string) (sla.Usage, error), env Env) error {
 	fh, err := os.Open(file)
 	if err != nil {
+		// The caller prints "file: err"; do not name the file twice.
+		if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+			return pe.Err
+		}
 		return err
 	}
 	defer fh.Close()
+	if st, err := fh.Stat(); err == nil && st.IsDir() {
+		return errors.New("is a directory, not a message file")
+	}
 	lim := ingest.DefaultLimits()
 	if cfg.Limits.MaxMessageBytes > 0 {
 		lim.MaxMessageBytes = cfg.Limits.MaxMessageBytes

@@ -27,7 +27,7 @@ func cmdRun(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	tmpl, err := loadTemplates(cfg)
+	tmpl, err := loadTemplates(cfg, env)
 	if err != nil {
 		return err
 	}

@@ -106,7 +106,14 @@ func ackData(cfg *rules.Config, dec Decision, t domain.Ticket) (notify.AckData, 
 		ti.Deferred = dec.IMAC.Deferred
 	}
 	if !dec.HasTargets && t.Category != domain.IMAC {
-		ti.NoTargets, ti.NextOpening = true, dec.NextOpening
+		ti.NoTargets = true
+		// A ticket without a contract (unknown_senders: ticket) has no
+		// calendar and so no next opening: NewTicketInfo's fallback (the
+		// time received) stands, rather than a zero time the template
+		// cannot format.
+		if !dec.NextOpening.IsZero() {
+			ti.NextOpening = dec.NextOpening
+		}
 	}
 	return notify.AckData{
 		Base:            base(cfg, dec.Loc),

@@ -27,7 +27,12 @@ type Store interface {
 	CreateTicket(ctx context.Context, nt store.NewTicket) (domain.Ticket, bool, error)
 	IndexMessageIDs(ctx context.Context, ticketID string, ids ...string) error
 	Enqueue(ctx context.Context, e store.OutboxEntry, now time.Time) (bool, error)
+	AllowAck(ctx context.Context, sender, msgKey string, now time.Time, limit int, window time.Duration) (bool, error)
 }
+
+// ReasonRateLimit is the ack_reason of an acknowledgement suppressed by the
+// per-sender rate limit.
+const ReasonRateLimit = "rate-limit"
 
 // Outcome says what happened to one message, for logs, metrics and the demo.
 type Outcome struct {
@@ -186,6 +191,24 @@ func (p *Pipeline) openTicket(ctx context.Context, dec Decision, raw []byte, log
 	ids := []string{}
 	if m.MessageID != "" {
 		ids = append(ids, m.MessageID)
+	}
+	if dec.Class.Ack {
+		// At most limits.acks_per_sender_per_hour acknowledgements per
+		// sender, counted at the messages' arrival times; asking again for
+		// the same message after a crash gives the same answer.
+		limit := p.Cfg.Limits.AcksPerSenderPerHour
+		if limit <= 0 {
+			limit = 5
+		}
+		ok, err := p.Store.AllowAck(ctx, strings.ToLower(m.From.Addr), DedupKey(m, raw), m.Received, limit, time.Hour)
+		if err != nil {
+			return out, err
+		}
+		if !ok {
+			log.Info("acknowledgement suppressed by the per-sender rate limit", "limit_per_hour", limit)
+			out.Decision.Class.Ack, out.Decision.Class.AckReason = false, ReasonRateLimit
+			dec = out.Decision
+		}
 	}
 	if dec.Class.Ack {
 		e, msgID, err := p.composeAck(dec, ticket)
