@@ -83,7 +83,16 @@ func cmdCheck(_ context.Context, args []string, env Env) error {
 	if _, err := loadTemplates(cfg, env); err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "%s: ok (%d contracts, %d calendars, %d rules, %d mailboxes)\n",
-		*cfgPath, len(cfg.Contracts), len(cfg.Calendars), len(cfg.Rules), len(cfg.Mailboxes))
+	fmt.Fprintf(env.Stdout, "%s: ok (%s, %s, %s, %s)\n", *cfgPath,
+		count(len(cfg.Contracts), "contract", "contracts"), count(len(cfg.Calendars), "calendar", "calendars"),
+		count(len(cfg.Rules), "rule", "rules"), count(len(cfg.Mailboxes), "mailbox", "mailboxes"))
 	return nil
+}
+
+// count writes n and the noun in the right number.
+func count(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/northwind-it/ticketgw/classify"
 	"github.com/northwind-it/ticketgw/domain"
@@ -251,6 +252,10 @@ func printHuman(w io.Writer, file string, d service.Decision) {
 		fmt.Fprintf(w, "  tags:        %s\n", strings.Join(d.Class.Tags, ", "))
 	}
 	fmt.Fprintf(w, "  rules:\n")
+	width := 20 // the rule names' column, as wide as the longest name
+	for _, s := range d.Class.Trace {
+		width = max(width, utf8.RuneCountInString(s.Rule))
+	}
 	for _, s := range d.Class.Trace {
 		mark := "-"
 		if s.Matched {
@@ -269,7 +274,7 @@ func printHuman(w io.Writer, file string, d service.Decision) {
 		if s.Stopped {
 			extra += " [stop]"
 		}
-		fmt.Fprintf(w, "    %s %-20s %s%s\n", mark, s.Rule, s.Why, extra)
+		fmt.Fprintf(w, "    %s %-*s %s%s\n", mark, width, s.Rule, s.Why, extra)
 	}
 	const layout = "Mon 2006-01-02 15:04 MST"
 	fmt.Fprintf(w, "  received:    %s\n", d.Received.Format(layout))

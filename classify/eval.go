@@ -132,7 +132,9 @@ func (n *node) staticFail() string {
 func failWhy(desc string, op rules.Op) string {
 	switch op.Kind {
 	case "matches":
-		return fmt.Sprintf("%s does not match %q", desc, op.Regexp.String())
+		// %#q shows the regexp as written (backquoted, \b not \\b) whenever
+		// it can, so an admin can paste it back into the YAML.
+		return fmt.Sprintf("%s does not match %#q", desc, op.Regexp.String())
 	case "equals":
 		return fmt.Sprintf("%s does not equal %q", desc, op.Values[0])
 	case "in":
@@ -192,7 +194,7 @@ func (n *node) evalOp(f *fields, op rules.Op, i int) (bool, string) {
 		}
 		for _, v := range f.raw(n.field, n.header) {
 			if loc := op.Regexp.FindStringIndex(v); loc != nil {
-				return true, fmt.Sprintf("%s matches %q (%q)", n.desc, op.Regexp.String(), excerpt(v[loc[0]:loc[1]]))
+				return true, fmt.Sprintf("%s matches %#q (%q)", n.desc, op.Regexp.String(), excerpt(v[loc[0]:loc[1]]))
 			}
 		}
 		return false, n.opFail[i]

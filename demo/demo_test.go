@@ -35,7 +35,10 @@ func TestDemoRuns(t *testing.T) {
 		"Ticket GLX-0001  contract globex  request/normal",
 		"We will respond by Monday 30 November 2026, 13:10",
 		"no ticket, no acknowledgement (auto-reply",
-		"4 message(s) moved to Processed, 0 left in INBOX. SMTP catcher received 6 message(s).",
+		"ACME-0002 is now fault/urgent; first response recorded at 09:50 IST",
+		"relayed to yossi@acme.co.il from \"Dana Cohen (Northwind IT Support)\"",
+		"טכנאי בדרך אליכם ויגיע תוך שעה",
+		"5 message(s) moved to Processed, 0 left in INBOX. SMTP catcher received 7 message(s).",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("demo output lacks %q", want)
@@ -56,7 +59,7 @@ func TestDemoEmbeddedRedis(t *testing.T) {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
 	got := out.String()
-	if !strings.Contains(got, "embedded Redis-compatible server") || !strings.Contains(got, "SMTP catcher received 6 message(s)") {
+	if !strings.Contains(got, "embedded Redis-compatible server") || !strings.Contains(got, "SMTP catcher received 7 message(s)") {
 		t.Errorf("embedded run output:\n%s", got)
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/northwind-it/ticketgw/domain"
 	"github.com/northwind-it/ticketgw/ingest"
+	"github.com/northwind-it/ticketgw/localmail"
 	"github.com/northwind-it/ticketgw/notify"
 	"github.com/northwind-it/ticketgw/service"
 )
@@ -102,17 +103,56 @@ func Run(ctx context.Context, out io.Writer, opt Options) error {
 	mu.Unlock()
 	mails, err := w.SMTP.WaitFor(ctx, want)
 	elapsed := time.Since(start)
-	stop()
-	<-runErr
 	if err != nil {
+		stop()
 		return err
 	}
+
+	// Act two: a technician answers the Hebrew fault from their own mail
+	// client, with a command on the first line. The receiving mail server
+	// vouched for the staff domain (Authentication-Results), so the gateway
+	// obeys the command and relays the rest to the customer.
+	var fault *service.Outcome
+	mu.Lock()
+	for i := range outcomes {
+		if outcomes[i].Action == "ticket" && outcomes[i].Ticket.Category == domain.Fault {
+			fault = &outcomes[i]
+		}
+	}
+	mu.Unlock()
+	var relay *localmail.Mail
+	var staffRaw []byte
+	if fault != nil {
+		staffRaw = staffReply(fault.Ticket, w.Config.Staff.TrustedAuthservID)
+		at := fault.Ticket.Opened.Add(20 * time.Minute)
+		if err := w.IMAP.Deliver("INBOX", staffRaw, at); err != nil {
+			stop()
+			return err
+		}
+		select {
+		case <-done:
+		case <-ctx.Done():
+			stop()
+			return fmt.Errorf("the staff reply was not processed in time: %w", ctx.Err())
+		}
+		all, err := w.SMTP.WaitFor(ctx, len(mails)+1)
+		if err != nil {
+			stop()
+			return err
+		}
+		relay = &all[len(all)-1]
+	}
+	stop()
+	<-runErr
 
 	fmt.Fprintf(out, "\nWhat the gateway did (%d messages in %s):\n", len(samples), elapsed.Round(time.Millisecond))
 	mu.Lock()
 	defer mu.Unlock()
 	for _, o := range outcomes {
 		m := o.Decision.Msg
+		if o.Action == "staff-reply" {
+			continue // shown below
+		}
 		if o.Action != "ticket" {
 			fmt.Fprintf(out, "\n  ✗ %s from %s: no ticket, no acknowledgement (%s: %s)\n", quote(m.Subject), m.From.Addr, o.Decision.Class.AckReason, m.AutoWhy)
 			continue
@@ -151,10 +191,47 @@ func Run(ctx context.Context, out io.Writer, opt Options) error {
 			}
 		}
 	}
+	if relay != nil && fault != nil {
+		st := g.Store
+		t, err := st.Ticket(context.WithoutCancel(ctx), fault.Ticket.ID)
+		if err != nil {
+			return err
+		}
+		pm := ingest.Parse(bytes.NewReader(relay.Raw), ingest.DefaultLimits())
+		fmt.Fprintf(out, "\nA technician replies from their own mail client (first line \"#priority urgent\"):\n")
+		fmt.Fprintf(out, "  ✓ %s is now %s/%s; first response recorded at %s; response timers cancelled\n",
+			t.ID, t.Category, t.Priority, t.FirstResponse.In(fault.Decision.Loc).Format("15:04 MST"))
+		fmt.Fprintf(out, "  ✓ relayed to %s from %q, subject %s:\n", strings.Join(relay.To, ", "), pm.From.Name, quote(pm.Subject))
+		for _, line := range strings.Split(strings.TrimRight(pm.Text, "\n"), "\n") {
+			fmt.Fprintf(out, "      │ %s\n", line)
+		}
+	}
 	n, _ := w.IMAP.Count("Processed")
 	left, _ := w.IMAP.Count("INBOX")
-	fmt.Fprintf(out, "\nMailbox: %d message(s) moved to Processed, %d left in INBOX. SMTP catcher received %d message(s).\n", n, left, len(mails))
+	fmt.Fprintf(out, "\nMailbox: %d message(s) moved to Processed, %d left in INBOX. SMTP catcher received %d message(s).\n", n, left, len(w.SMTP.Mail()))
 	return nil
+}
+
+// staffReply is a technician's answer to the staff copy of ticket t, as it
+// arrives in the support mailbox: the receiving server has added its
+// Authentication-Results on top.
+func staffReply(t domain.Ticket, authserv string) []byte {
+	return []byte("Authentication-Results: " + authserv + "; dkim=pass header.d=northwind-it.example header.s=mail; spf=pass smtp.mailfrom=northwind-it.example\r\n" +
+		"From: Dana Cohen <dana@northwind-it.example>\r\n" +
+		"To: " + SupportAddress + "\r\n" +
+		"Subject: RE: [" + t.ID + "] " + t.Subject + "\r\n" +
+		"Date: Mon, 30 Nov 2026 09:50:00 +0200\r\n" +
+		"Message-ID: <staff-reply-1@northwind-it.example>\r\n" +
+		"MIME-Version: 1.0\r\n" +
+		"Content-Type: text/plain; charset=utf-8\r\n" +
+		"Content-Transfer-Encoding: 8bit\r\n" +
+		"\r\n" +
+		"#priority urgent\r\n" +
+		"\r\n" +
+		"שלום יוסי,\r\n" +
+		"טכנאי בדרך אליכם ויגיע תוך שעה. בינתיים אפשר לנסות לכבות ולהדליק את הנתב.\r\n" +
+		"\r\n" +
+		"דנה\r\n")
 }
 
 func quote(s string) string { return "«" + s + "»" }

@@ -211,6 +211,23 @@ type Ticket struct {
 	ResolutionDue  time.Time `json:"resolution_due,omitzero"`
 	ResponseWarn   time.Time `json:"response_warn,omitzero"`
 	ResolutionWarn time.Time `json:"resolution_warn,omitzero"`
+	// FirstResponse is the instant (INTERNALDATE of the staff reply) the
+	// first response was recorded; zero while none was. A recorded response
+	// meets the response deadline: its timers are void and a pause does not
+	// move it.
+	FirstResponse time.Time `json:"first_response,omitzero"`
+	// PausedBusiness is the business time the ticket has spent pending on
+	// the customer (SPEC §3a), by which its deadlines were moved on.
+	PausedBusiness time.Duration `json:"paused_business,omitempty"`
+	// PausedAt is when the ticket went pending on the customer (zero when it
+	// is not pending).
+	PausedAt time.Time `json:"paused_at,omitzero"`
+	// Resolved is when the ticket was last resolved or closed: a customer
+	// reply within the reopen window after it reopens the ticket.
+	Resolved time.Time `json:"resolved,omitzero"`
+	// RefersTo is the earlier ticket a new ticket continues (a reply to a
+	// closed ticket, or to a resolved one after the reopen window).
+	RefersTo string `json:"refers_to,omitempty"`
 
 	IMACDate     string `json:"imac_date,omitempty"` // YYYY-MM-DD
 	IMACQuotaUse int    `json:"imac_quota_used,omitempty"`
@@ -237,6 +254,11 @@ const (
 	EventNote      EventKind = "note"
 	EventChanged   EventKind = "changed"
 	EventAutomatic EventKind = "automatic"
+	// EventBreached records that an SLA deadline passed unmet. Its At is the
+	// deadline; Data has "deadline" (response | resolution), "due" (RFC 3339)
+	// and "overdue_business" (business time between the deadline and the
+	// notice, a Go duration string).
+	EventBreached EventKind = "breached"
 )
 
 // Event is one dated entry of a ticket's history. At is the INTERNALDATE of

@@ -189,6 +189,12 @@ func (p *Pipeline) composeAck(dec Decision, t domain.Ticket) (store.OutboxEntry,
 }
 
 func (p *Pipeline) composeForward(dec Decision, t domain.Ticket, raw []byte) (store.OutboxEntry, string, error) {
+	return p.composeForwardOf(dec, t, raw, false, false)
+}
+
+// composeForwardOf composes the staff copy of a customer message: a new
+// ticket, or a follow-up (reopened when it reopened a resolved ticket).
+func (p *Pipeline) composeForwardOf(dec Decision, t domain.Ticket, raw []byte, followUp, reopened bool) (store.OutboxEntry, string, error) {
 	ti, err := notify.NewTicketInfo(&t, contractName(dec.Contract), dec.Loc)
 	if err != nil {
 		return store.OutboxEntry{}, "", err
@@ -196,14 +202,18 @@ func (p *Pipeline) composeForward(dec Decision, t domain.Ticket, raw []byte) (st
 	data := notify.ForwardData{
 		Base: base(p.Cfg, dec.Loc), TicketInfo: ti,
 		Requester: dec.Msg.From, Cc: t.Cc, Status: t.Status, Rules: t.Rules, Tags: t.Tags,
-		AckSent: dec.Class.Ack, AckReason: dec.Class.AckReason, Warnings: dec.Msg.Warnings,
+		AckSent: dec.Class.Ack && !followUp, AckReason: dec.Class.AckReason, Warnings: dec.Msg.Warnings,
+		FollowUp: followUp, Reopened: reopened,
+	}
+	if followUp {
+		data.AckReason = "follow-up"
+		if !strings.EqualFold(dec.Msg.From.Addr, t.Requester.Addr) {
+			data.From = dec.Msg.From
+		}
 	}
 	// Staff read the summary in the staff language: English unless the
 	// contract is Hebrew.
-	lang := notify.LangEnglish
-	if dec.Contract != nil && dec.Contract.Language == notify.LangHebrew {
-		lang = notify.LangHebrew
-	}
+	lang := staffLanguage(p.Cfg.ContractByID(t.Contract))
 	r, err := p.Templates.Render(notify.KindForward, lang, data)
 	if err != nil {
 		return store.OutboxEntry{}, "", fmt.Errorf("render forward: %w", err)

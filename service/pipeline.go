@@ -128,29 +128,53 @@ func (p *Pipeline) process(ctx context.Context, m *domain.Message, raw []byte) (
 		return Outcome{}, err
 	}
 	log := p.Log.With("message_id", m.MessageID, "from", m.From.Addr, "contract", dec.Class.Contract)
+	staff := dec.Class.AckReason == classify.ReasonStaff
+	automatic := m.Auto != domain.Human || dec.Class.AckReason == string(domain.Loop) || dec.Class.AckReason == string(domain.Self)
+	t, signal, found, err := p.thread(ctx, m, dec.Class.Contract, staff)
+	if err != nil {
+		return Outcome{}, err
+	}
 	switch {
-	case m.Auto != domain.Human || dec.Class.AckReason == string(domain.Loop) || dec.Class.AckReason == string(domain.Self):
+	case automatic:
+		if found {
+			return p.recordAutomatic(ctx, dec, raw, t, signal, log)
+		}
 		log.Info("automatic mail filed without a ticket", "reason", dec.Class.AckReason, "evidence", m.AutoWhy)
 		return Outcome{Decision: dec, Action: "automatic"}, nil
 	case dec.Class.Drop:
 		log.Info("dropped by rule", "rules", dec.Class.Rules)
 		return Outcome{Decision: dec, Action: "dropped"}, nil
-	case dec.Class.AckReason == classify.ReasonStaff:
-		// Staff replies and commands are threaded and relayed by the
-		// conversations stage; a staff message that starts nothing is filed
-		// and shown to the queue.
-		log.Info("staff mail filed", "subject", m.Subject)
-		return Outcome{Decision: dec, Action: "staff"}, nil
+	case staff:
+		return p.staffMail(ctx, dec, raw, t, found, signal, log)
+	case found:
+		return p.followUp(ctx, dec, raw, t, signal, log)
+	case p.repliesToOurAutomaticMail(m) && dec.Contract == nil:
+		// A reply to our notice from someone we do not know: telling them
+		// again would start a loop with an autoresponder.
+		log.Info("reply to our automatic mail from an unknown sender: filed")
+		return Outcome{Decision: dec, Action: "automatic"}, nil
 	case dec.Contract == nil && p.Cfg.UnknownSenders != "ticket":
 		return p.unknownSender(ctx, dec, raw, log)
+	}
+	if dec.Class.Ack && p.repliesToOurAutomaticMail(m) {
+		// A reply to our acknowledgement that no longer threads (its ticket
+		// is gone) opens a ticket but is not acknowledged again.
+		dec.Class.Ack, dec.Class.AckReason = false, string(domain.Loop)
 	}
 	return p.openTicket(ctx, dec, raw, log)
 }
 
 func (p *Pipeline) openTicket(ctx context.Context, dec Decision, raw []byte, log *slog.Logger) (Outcome, error) {
+	return p.openTicketRef(ctx, dec, raw, log, "")
+}
+
+// openTicketRef opens a ticket; refersTo names the earlier ticket it
+// continues ("" for none).
+func (p *Pipeline) openTicketRef(ctx context.Context, dec Decision, raw []byte, log *slog.Logger, refersTo string) (Outcome, error) {
 	m := dec.Msg
 	t := ticketFromDecision(p.Cfg, dec)
 	t.IMACDate, t.IMACQuotaUse, t.Billable = "", 0, false // reserved by the store
+	t.RefersTo = refersTo
 	prefix := "T"
 	if dec.Contract != nil {
 		prefix = dec.Contract.Prefix
@@ -160,7 +184,7 @@ func (p *Pipeline) openTicket(ctx context.Context, dec Decision, raw []byte, log
 		Prefix:   prefix,
 		DedupKey: DedupKey(m, raw),
 		Event: domain.Event{Kind: domain.EventOpened, At: m.Received, MessageID: m.MessageID, Actor: m.From.Addr,
-			Data: map[string]string{"category": string(t.Category), "priority": string(t.Priority), "rules": strings.Join(t.Rules, ",")}},
+			Data: map[string]string{"category": string(t.Category), "priority": string(t.Priority), "rules": strings.Join(t.Rules, ","), "refers_to": refersTo}},
 		Timers: timersFor(dec.Deadlines),
 	}
 	if dec.IMAC != nil && dec.Contract.IMAC != nil {

@@ -78,9 +78,11 @@ func (o *OutboxSender) Kick() {
 	}
 }
 
-// Run sends until ctx is cancelled. Entries in hand when ctx ends are left
-// to their lease and sent again later (at least once; the receiving side sees
-// the same Message-ID).
+// Run sends until ctx is cancelled. Sends already begun when ctx ends are
+// finished and recorded (each bounded by the sender's own timeout), so that a
+// graceful stop sends nothing twice; claimed entries not yet begun are given
+// back at once for the next instance. Only a crash leaves entries to their
+// lease (sent again later: at least once, with the same Message-ID).
 func (o *OutboxSender) Run(ctx context.Context) error {
 	o.init()
 	timer := time.NewTimer(0)
@@ -120,8 +122,17 @@ func (o *OutboxSender) drain(ctx context.Context) (int, error) {
 	}
 	sem := make(chan struct{}, o.Workers)
 	var wg sync.WaitGroup
-	for _, e := range entries {
-		sem <- struct{}{}
+	for i, e := range entries {
+		if ctx.Err() == nil {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+			}
+		}
+		if ctx.Err() != nil { // shutting down: start no new send
+			o.giveBack(ctx, entries[i:])
+			break
+		}
 		wg.Add(1)
 		go func(e store.OutboxEntry) {
 			defer func() { <-sem; wg.Done() }()
@@ -132,14 +143,25 @@ func (o *OutboxSender) drain(ctx context.Context) (int, error) {
 	return len(entries), nil
 }
 
+// giveBack returns claimed entries that were never tried to the queue, due
+// now, so that another instance sends them without waiting for the lease.
+func (o *OutboxSender) giveBack(ctx context.Context, entries []store.OutboxEntry) {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	for _, e := range entries {
+		if err := o.Outbox.RetryOutbox(actx, e.Key, o.Now(), "not tried: shutting down"); err != nil {
+			o.Log.Warn("outbox: could not give back an unsent entry; the lease brings it back", "outbox_key", e.Key, "err", err)
+		}
+	}
+}
+
 func (o *OutboxSender) sendOne(ctx context.Context, e store.OutboxEntry) {
 	log := o.Log.With("outbox_key", e.Key, "kind", e.Kind, "ticket", e.Ticket, "attempt", e.Attempts)
-	err := o.Sender.Send(ctx, notify.Envelope{From: e.From, To: e.To}, e.Raw)
-	if ctx.Err() != nil {
-		return // shutting down: the lease brings it back
-	}
-	// Acknowledge with a fresh context: the mail is out, the record must
-	// follow even when shutdown has begun.
+	// A send that has begun is finished even when shutdown begins (the
+	// sender bounds it with its own timeout): cut short, the relay may
+	// already hold the message, which the next instance would send again.
+	err := o.Sender.Send(context.WithoutCancel(ctx), notify.Envelope{From: e.From, To: e.To}, e.Raw)
+	// Record the result with a fresh context for the same reason.
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err == nil {

@@ -17,6 +17,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -225,4 +227,62 @@ func ModuleRoot() (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// RedisCPU is the Redis server's user+system CPU time so far (INFO cpu).
+// The server may be shared with other clients, so a difference of two
+// readings is an upper bound of what the benchmark caused.
+func (w *World) RedisCPU(ctx context.Context) (time.Duration, error) {
+	info, err := w.Redis.Info(ctx, "cpu").Result()
+	if err != nil {
+		return 0, fmt.Errorf("redis info cpu: %w", err)
+	}
+	return parseRedisCPU(info)
+}
+
+// parseRedisCPU adds used_cpu_user and used_cpu_sys of an INFO cpu reply.
+func parseRedisCPU(info string) (time.Duration, error) {
+	var total time.Duration
+	found := 0
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok || (k != "used_cpu_user" && k != "used_cpu_sys") {
+			continue
+		}
+		sec, err := strconv.ParseFloat(v, 64)
+		if err != nil || sec < 0 {
+			return 0, fmt.Errorf("redis info cpu: %s %q: not a number of seconds", k, v)
+		}
+		total += time.Duration(sec * float64(time.Second))
+		found++
+	}
+	if found != 2 {
+		return 0, errors.New("redis info cpu: used_cpu_user or used_cpu_sys missing")
+	}
+	return total, nil
+}
+
+// Machine describes where a benchmark ran: CPU model and count, Go
+// version and, when rdb is not nil, the Redis server's version.
+func Machine(ctx context.Context, rdb *redis.Client) string {
+	model := "unknown CPU"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	s := fmt.Sprintf("%s, %d CPUs, %s %s/%s", model, runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	if rdb != nil {
+		if info, err := rdb.Info(ctx, "server").Result(); err == nil {
+			for _, line := range strings.Split(info, "\n") {
+				if v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:"); ok {
+					s += ", Redis " + v
+				}
+			}
+		}
+	}
+	return s
 }

@@ -73,10 +73,9 @@ func (g *Generator) Mail(i int, now time.Time) (Mail, error) {
 	from := fmt.Sprintf("bench-%s-%05d@%s", g.run, i, t.domain)
 	id := fmt.Sprintf("bench-%s-%05d.%s@%s", g.run, i, t.name, t.domain)
 	raw, err := RewriteHeaders(t.raw, map[string]string{
-		"From":        "Bench Customer " + fmt.Sprint(i) + " <" + from + ">",
-		"Return-Path": "<" + from + ">",
-		"Message-ID":  "<" + id + ">",
-		"Date":        now.Format(time.RFC1123Z),
+		"From":       "Bench Customer " + fmt.Sprint(i) + " <" + from + ">",
+		"Message-ID": "<" + id + ">",
+		"Date":       now.Format(time.RFC1123Z),
 	})
 	if err != nil {
 		return Mail{}, fmt.Errorf("message %d from %s: %w", i, t.name, err)

@@ -1,0 +1,251 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/northwind-it/ticketgw/conversation"
+	"github.com/northwind-it/ticketgw/domain"
+	"github.com/northwind-it/ticketgw/rules"
+	"github.com/northwind-it/ticketgw/store"
+)
+
+// Thread signals: what joined a message to its ticket.
+const (
+	SignalTag        = "tag"
+	SignalInReplyTo  = "in-reply-to"
+	SignalReferences = "references"
+)
+
+// ConversationStore is what threading, follow-ups and staff replies need of
+// the store (implemented by *store.Store).
+type ConversationStore interface {
+	Ticket(ctx context.Context, id string) (domain.Ticket, error)
+	TicketByMessageID(ctx context.Context, id string) (string, bool, error)
+	UpdateTicket(ctx context.Context, id string, ch store.Change) (domain.Ticket, bool, error)
+	AppendEvent(ctx context.Context, id string, ev domain.Event, dedupKey string) (bool, error)
+}
+
+// thread finds the ticket m belongs to. For a customer (contract is the
+// sender's contract id, "" for an unknown sender) a subject tag threads only
+// to a ticket of that same contract; staff may name any ticket. The
+// In-Reply-To and References headers thread to any ticket whose messages
+// (incoming or ours) they name.
+func (p *Pipeline) thread(ctx context.Context, m *domain.Message, contract string, staff bool) (domain.Ticket, string, bool, error) {
+	cs, ok := p.Store.(ConversationStore)
+	if !ok {
+		return domain.Ticket{}, "", false, nil
+	}
+	for _, tag := range conversation.FindTags(m.Subject) {
+		ct := p.Cfg.ContractByPrefix(tag.Prefix)
+		tagContract := ""
+		if ct != nil {
+			tagContract = ct.ID
+		} else if !strings.EqualFold(tag.Prefix, rules.NoContractPrefix) {
+			continue // not one of our prefixes
+		}
+		if !staff && tagContract != contract {
+			continue // another contract's ticket does not thread
+		}
+		t, err := cs.Ticket(ctx, tag.ID)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return domain.Ticket{}, "", false, fmt.Errorf("look up ticket %s: %w", tag.ID, err)
+		}
+		if !staff && t.Contract != contract {
+			continue
+		}
+		return t, SignalTag, true, nil
+	}
+	try := func(ids []string, signal string) (domain.Ticket, string, bool, error) {
+		for i := len(ids) - 1; i >= 0; i-- { // the most recent reference first
+			id, ok, err := cs.TicketByMessageID(ctx, ids[i])
+			if err != nil {
+				return domain.Ticket{}, "", false, fmt.Errorf("look up message-id: %w", err)
+			}
+			if !ok {
+				continue
+			}
+			t, err := cs.Ticket(ctx, id)
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return domain.Ticket{}, "", false, fmt.Errorf("look up ticket %s: %w", id, err)
+			}
+			return t, signal, true, nil
+		}
+		return domain.Ticket{}, "", false, nil
+	}
+	if t, sig, ok, err := try(m.InReplyTo, SignalInReplyTo); ok || err != nil {
+		return t, sig, ok, err
+	}
+	return try(m.References, SignalReferences)
+}
+
+// repliesToOurAutomaticMail reports whether m answers mail the gateway sent
+// automatically (an acknowledgement or a notice): such a message never gets
+// another automatic reply, which ends loops with autoresponders and other
+// gateways that ignore Auto-Submitted.
+func (p *Pipeline) repliesToOurAutomaticMail(m *domain.Message) bool {
+	dom := "@" + strings.ToLower(domainOf(p.Cfg.Service.Address))
+	for _, id := range append(append([]string{}, m.InReplyTo...), m.References...) {
+		l := strings.ToLower(id)
+		if strings.HasSuffix(l, dom) && (strings.HasPrefix(l, "ack.") || strings.HasPrefix(l, "notice.") ||
+			strings.HasPrefix(l, "resolved.") || strings.HasPrefix(l, "cmderr.") || strings.HasPrefix(l, "sla.")) {
+			return true
+		}
+	}
+	return false
+}
+
+// allowAutomatic applies the per-ticket cap on automatic mail (10 per 10
+// minutes and 100 per 10 hours, as Zammad does), keyed by the message.
+func (p *Pipeline) allowAutomatic(ctx context.Context, ticketID, msgKey string, at time.Time) (bool, error) {
+	ok, err := p.Store.AllowAck(ctx, "ticket-10m:"+ticketID, msgKey, at, 10, 10*time.Minute)
+	if err != nil || !ok {
+		return ok, err
+	}
+	return p.Store.AllowAck(ctx, "ticket-10h:"+ticketID, msgKey, at, 100, 10*time.Hour)
+}
+
+// recordAutomatic notes automatic mail (a bounce of our acknowledgement, an
+// out-of-office reply) on the ticket it refers to, without answering it.
+func (p *Pipeline) recordAutomatic(ctx context.Context, dec Decision, raw []byte, t domain.Ticket, signal string, log *slog.Logger) (Outcome, error) {
+	cs := p.Store.(ConversationStore)
+	m := dec.Msg
+	key := DedupKey(m, raw)
+	ev := domain.Event{Kind: domain.EventAutomatic, At: m.Received, MessageID: m.MessageID, Actor: m.From.Addr,
+		Data: map[string]string{"kind": dec.Class.AckReason, "evidence": m.AutoWhy, "thread": signal, "subject": truncate(m.Subject, 200)}}
+	if _, err := cs.AppendEvent(ctx, t.ID, ev, key); err != nil {
+		return Outcome{}, fmt.Errorf("record automatic mail on %s: %w", t.ID, err)
+	}
+	log.Info("automatic mail recorded on its ticket", "ticket", t.ID, "reason", dec.Class.AckReason, "thread", signal)
+	return Outcome{Ticket: t, Decision: dec, Action: "automatic"}, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && s[n]&0xC0 == 0x80 {
+		n--
+	}
+	return s[:n]
+}
+
+// followUp joins a customer's reply to its ticket: a resolved ticket inside
+// the reopen window is reopened, a pending one resumes its SLA clock, and the
+// message is forwarded to the staff queue. It gets no acknowledgement. A
+// reply to a closed ticket, or to a resolved one after the window, opens a
+// new ticket that refers to the old one.
+func (p *Pipeline) followUp(ctx context.Context, dec Decision, raw []byte, t domain.Ticket, signal string, log *slog.Logger) (Outcome, error) {
+	cs := p.Store.(ConversationStore)
+	m := dec.Msg
+	key := DedupKey(m, raw)
+	window := p.Cfg.Limits.ReopenWindow
+	if window <= 0 {
+		window = 7 * 24 * time.Hour
+	}
+	switch {
+	case t.Status == domain.StatusClosed,
+		t.Status == domain.StatusResolved && !t.Resolved.IsZero() && m.Received.Sub(t.Resolved) > window:
+		log.Info("reply to a finished ticket opens a new one", "old_ticket", t.ID, "status", t.Status)
+		return p.openTicketRef(ctx, dec, raw, log, t.ID)
+	}
+	reopened := t.Status == domain.StatusResolved
+	resumed := t.Status == domain.StatusPending
+	ev := domain.Event{Kind: domain.EventFollowUp, At: m.Received, MessageID: m.MessageID, Actor: m.From.Addr,
+		Data: map[string]string{"thread": signal}}
+	if reopened {
+		ev.Kind = domain.EventReopened
+	}
+	ch := store.Change{Event: &ev, DedupKey: key}
+	// A customer reply resumes a pending ticket: its deadlines move on by
+	// the business time it was paused (SPEC §3a).
+	var resumedT *domain.Ticket
+	if ct := p.Cfg.ContractByID(t.Contract); resumed && ct != nil && ct.Calendar != nil && !t.PausedAt.IsZero() {
+		rt, timers := ResumeDeadlines(ct.Calendar, t, t.PausedAt, m.Received)
+		resumedT, ch.Timers = &rt, timers
+		ev.Data["paused_business"] = (rt.PausedBusiness - t.PausedBusiness).String()
+	}
+	ch.Mutate = func(x *domain.Ticket) error {
+		x.Cc = mergeAddresses(x.Cc, customerCopies(p.Cfg, m), x.Requester)
+		switch x.Status {
+		case domain.StatusResolved:
+			x.Status, x.Resolved = domain.StatusOpen, time.Time{}
+		case domain.StatusPending:
+			x.Status = domain.StatusOpen
+			if resumedT != nil {
+				x.ResponseDue, x.ResolutionDue = resumedT.ResponseDue, resumedT.ResolutionDue
+				x.ResponseWarn, x.ResolutionWarn = resumedT.ResponseWarn, resumedT.ResolutionWarn
+				x.PausedBusiness = resumedT.PausedBusiness
+			}
+			x.PausedAt = time.Time{}
+		}
+		return nil
+	}
+	nt, applied, err := cs.UpdateTicket(ctx, t.ID, ch)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("record follow-up on %s: %w", t.ID, err)
+	}
+	out := Outcome{Ticket: nt, Decision: dec, Action: "follow-up"}
+	if applied {
+		log.Info("customer follow-up joined its ticket", "ticket", t.ID, "thread", signal, "reopened", reopened, "resumed", resumed)
+	}
+	ok, err := p.allowAutomatic(ctx, t.ID, key, m.Received)
+	if err != nil {
+		return out, err
+	}
+	if !ok {
+		log.Warn("follow-up not forwarded: automatic-mail cap of the ticket reached", "ticket", t.ID)
+		return out, nil
+	}
+	e, msgID, err := p.composeForwardOf(dec, nt, raw, true, reopened)
+	if err != nil {
+		return out, err
+	}
+	if err := p.Store.IndexMessageIDs(ctx, nt.ID, nonEmpty(m.MessageID, msgID)...); err != nil {
+		return out, fmt.Errorf("index message ids: %w", err)
+	}
+	if _, err := p.Store.Enqueue(ctx, e, p.Now()); err != nil {
+		return out, fmt.Errorf("queue follow-up forward: %w", err)
+	}
+	return out, nil
+}
+
+func nonEmpty(ids ...string) []string {
+	var out []string
+	for _, id := range ids {
+		if id != "" {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// mergeAddresses adds the new addresses to list, without duplicates and
+// without the requester, keeping at most 50.
+func mergeAddresses(list, add []domain.Address, requester domain.Address) []domain.Address {
+	seen := map[string]bool{strings.ToLower(requester.Addr): true}
+	var out []domain.Address
+	for _, a := range append(append([]domain.Address{}, list...), add...) {
+		k := strings.ToLower(a.Addr)
+		if k == "" || seen[k] || len(out) >= maxCopies {
+			continue
+		}
+		seen[k] = true
+		out = append(out, a)
+	}
+	return out
+}
+
+// maxCopies bounds the people a ticket relays to (a message with 10,000
+// recipients must not make the gateway write to all of them).
+const maxCopies = 50
