@@ -195,6 +195,9 @@ func (p *Pipeline) followUp(ctx context.Context, dec Decision, raw []byte, t dom
 	if err != nil {
 		return Outcome{}, fmt.Errorf("record follow-up on %s: %w", t.ID, err)
 	}
+	if err := p.fault("after-update", m); err != nil {
+		return Outcome{}, err
+	}
 	out := Outcome{Ticket: nt, Decision: dec, Action: "follow-up"}
 	if applied {
 		log.Info("customer follow-up joined its ticket", "ticket", t.ID, "thread", signal, "reopened", reopened, "resumed", resumed)
@@ -214,10 +217,10 @@ func (p *Pipeline) followUp(ctx context.Context, dec Decision, raw []byte, t dom
 	if err := p.Store.IndexMessageIDs(ctx, nt.ID, nonEmpty(m.MessageID, msgID)...); err != nil {
 		return out, fmt.Errorf("index message ids: %w", err)
 	}
-	if _, err := p.Store.Enqueue(ctx, e, p.Now()); err != nil {
-		return out, fmt.Errorf("queue follow-up forward: %w", err)
+	if err := p.fault("after-index", m); err != nil {
+		return out, err
 	}
-	return out, nil
+	return out, p.enqueue(ctx, m, []store.OutboxEntry{e})
 }
 
 func nonEmpty(ids ...string) []string {

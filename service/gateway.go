@@ -37,6 +37,7 @@ type Gateway struct {
 	Store    *store.Store
 	Pipeline *Pipeline
 	Outbox   *OutboxSender
+	Timers   *TimerWorker
 	Sources  []*ingest.Source
 
 	rdb     redis.UniversalClient
@@ -92,6 +93,8 @@ func New(ctx context.Context, cfg *rules.Config, tmpl *notify.Templates, log *sl
 	g.smtp = smtp
 	g.Outbox = &OutboxSender{Outbox: g.Store, Sender: smtp, Log: log.With("component", "outbox"), Now: opt.Now,
 		Workers: max(sc.Connections, 1), Idle: opt.OutboxIdle}
+	g.Timers = &TimerWorker{Cfg: cfg, Store: g.Store, Templates: tmpl, Log: log.With("component", "timers"),
+		Now: opt.Now, Kick: g.Outbox.Kick}
 	g.Pipeline = NewPipeline(cfg, tmpl, g.Store, log.With("component", "pipeline"), opt.Now)
 	g.Pipeline.OnOutcome = func(o Outcome) {
 		g.Outbox.Kick()
@@ -137,12 +140,20 @@ func (g *Gateway) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, len(g.Sources)+1)
+	errs := make(chan error, len(g.Sources)+2)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		if err := g.Outbox.Run(ctx); err != nil {
 			errs <- fmt.Errorf("outbox: %w", err)
+			cancel()
+		}
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := g.Timers.Run(ctx); err != nil {
+			errs <- fmt.Errorf("timers: %w", err)
 			cancel()
 		}
 	}()

@@ -52,6 +52,25 @@ type Pipeline struct {
 	Now        func() time.Time
 	// OnOutcome, when set, is called after each message is stored.
 	OnOutcome func(Outcome)
+	// FaultHook is for tests and nil in production. When set, it is called
+	// with the message at named steps of storing it: "after-create" (the
+	// ticket is stored), "after-update" (a follow-up or staff reply is
+	// applied), "after-index" (Message-IDs indexed), "before-enqueue",
+	// "after-enqueue" (after each queued mail) and "before-mark". An error
+	// fails the message at that point, as a crash there would, and the
+	// source tries it again later.
+	FaultHook func(step string, m *domain.Message) error
+}
+
+// fault calls FaultHook at step.
+func (p *Pipeline) fault(step string, m *domain.Message) error {
+	if p.FaultHook == nil {
+		return nil
+	}
+	if err := p.FaultHook(step, m); err != nil {
+		return fmt.Errorf("fault injected %s: %w", step, err)
+	}
+	return nil
 }
 
 // NewPipeline builds a pipeline for cfg.
@@ -97,6 +116,9 @@ func (p *Pipeline) Handle(ctx context.Context, f *ingest.Fetched) error {
 	m.Received = f.InternalDate
 	out, err := p.process(ctx, m, raw)
 	if err != nil {
+		return err
+	}
+	if err := p.fault("before-mark", m); err != nil {
 		return err
 	}
 	if err := p.Store.MarkProcessed(ctx, ref, out.Ticket.ID); err != nil {
@@ -196,6 +218,9 @@ func (p *Pipeline) openTicketRef(ctx context.Context, dec Decision, raw []byte, 
 	if err != nil {
 		return Outcome{}, fmt.Errorf("create ticket: %w", err)
 	}
+	if err := p.fault("after-create", m); err != nil {
+		return Outcome{}, err
+	}
 	log = log.With("ticket", ticket.ID)
 	if created {
 		log.Info("ticket opened", "category", ticket.Category, "priority", ticket.Priority,
@@ -251,12 +276,26 @@ func (p *Pipeline) openTicketRef(ctx context.Context, dec Decision, raw []byte, 
 	if err := p.Store.IndexMessageIDs(ctx, ticket.ID, ids...); err != nil {
 		return out, fmt.Errorf("index message ids: %w", err)
 	}
+	if err := p.fault("after-index", m); err != nil {
+		return out, err
+	}
+	return out, p.enqueue(ctx, m, entries)
+}
+
+// enqueue queues outgoing mail (idempotently, by the entries' keys).
+func (p *Pipeline) enqueue(ctx context.Context, m *domain.Message, entries []store.OutboxEntry) error {
+	if err := p.fault("before-enqueue", m); err != nil {
+		return err
+	}
 	for _, e := range entries {
 		if _, err := p.Store.Enqueue(ctx, e, p.Now()); err != nil {
-			return out, fmt.Errorf("queue %s: %w", e.Kind, err)
+			return fmt.Errorf("queue %s: %w", e.Kind, err)
+		}
+		if err := p.fault("after-enqueue", m); err != nil {
+			return err
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // timersFor lists the SLA timers of a ticket's deadlines.

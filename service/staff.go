@@ -215,6 +215,9 @@ func (p *Pipeline) applyStaffReply(ctx context.Context, dec Decision, raw []byte
 	if err != nil {
 		return Outcome{}, fmt.Errorf("apply staff reply to %s: %w", t.ID, err)
 	}
+	if err := p.fault("after-update", m); err != nil {
+		return Outcome{}, err
+	}
 	log = log.With("ticket", t.ID)
 	if applied {
 		log.Info("staff reply applied", "commands", ev.Data["commands"], "relay", relay, "first_response", firstResponse)
@@ -244,12 +247,10 @@ func (p *Pipeline) applyStaffReply(ctx context.Context, dec Decision, raw []byte
 			return out, fmt.Errorf("index message ids: %w", err)
 		}
 	}
-	for _, e := range entries {
-		if _, err := p.Store.Enqueue(ctx, e, p.Now()); err != nil {
-			return out, fmt.Errorf("queue %s: %w", e.Kind, err)
-		}
+	if err := p.fault("after-index", m); err != nil {
+		return out, err
 	}
-	return out, nil
+	return out, p.enqueue(ctx, m, entries)
 }
 
 var timeZero time.Time
