@@ -53,6 +53,8 @@ func Main(ctx context.Context, args []string, env Env) int {
 		err = cmdRun(ctx, args[1:], env)
 	case "demo":
 		err = cmdDemo(ctx, args[1:], env)
+	case "report":
+		err = cmdReport(ctx, args[1:], env)
 	case "version", "--version", "-v":
 		fmt.Fprintf(env.Stdout, "gateway %s\n", Version)
 	case "help", "-h", "--help":
@@ -89,6 +91,8 @@ commands:
   check    -c FILE          validate the configuration, rules and templates
   classify -c FILE [--at TIME] [--json] [--show-ack] [--redis] MESSAGE...
                             classify messages offline and print the promised dates
+  report   qbr -c FILE --contract ID|--all --quarter YYYY-Qn [-o FILE|DIR] [--csv FILE]
+                            the quarterly review (HTML with charts, CSV of the figures)
   version                   print the version
 `, "\n"))
 }

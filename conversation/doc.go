@@ -23,8 +23,11 @@
 // ended by the first other non-blank line. It returns the commands, the body
 // without them, and the problems (unknown commands, invalid arguments,
 // conflicting commands) that must be reported to the staff member instead of
-// applying anything. StripCommandLinesHTML removes the same lines from the
-// reply's HTML part so the relayed HTML does not show them.
+// applying anything. ContextProblems adds the checks that depend on the
+// message (#for only on a new message; other commands only on a ticket),
+// HasNote tells that nothing may be relayed, and StripCommandLinesHTML
+// removes the command lines from the reply's HTML part so the relayed HTML
+// does not show them.
 //
 // # Trust (SPEC §6)
 //

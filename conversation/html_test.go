@@ -75,9 +75,11 @@ func TestStripCommandLinesHTML(t *testing.T) {
 			n: 1, removed: 1, first: "שלום דנה, אפשר לשלוח צילום מסך?",
 		},
 		{
-			name: "apple-mail",
-			html: `<html><head><meta http-equiv="content-type" content="text/html; charset=utf-8"></head><body style="overflow-wrap: break-word; -webkit-nbsp-mode: space; line-break: after-white-space;"><div>#close</div><div><br></div>Thanks Dana, closing this.<div><br></div><div><div><blockquote type="cite"><div>On 30 Nov 2026, at 09:30, Dana Levi wrote:</div></blockquote></div></div></body></html>`,
-			n:    1, removed: 1, first: "Thanks Dana, closing this.",
+			name:    "apple-mail",
+			html:    `<html><head><meta http-equiv="content-type" content="text/html; charset=utf-8"></head><body style="overflow-wrap: break-word; -webkit-nbsp-mode: space; line-break: after-white-space;"><div>#close</div><div><br></div>Thanks Dana, closing this.<div><br></div><div><div><blockquote type="cite"><div>On 30 Nov 2026, at 09:30, Dana Levi wrote:</div></blockquote></div></div></body></html>`,
+			n:       1,
+			removed: 1,
+			first:   "Thanks Dana, closing this.",
 		},
 		{
 			name: "thunderbird",

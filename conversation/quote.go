@@ -557,3 +557,48 @@ func containsAny(s string, subs []string) bool {
 	}
 	return false
 }
+
+// HasOwnText reports whether a reply's text (after its command lines) has
+// words of the writer's own: a non-blank line that is not quoted ('>'), not
+// the attribution line of a quote that follows ("On ... wrote:"), not part
+// of a signature ("-- " and what follows up to the quote), and not at or
+// below an Outlook separator or header block ("-----Original
+// Message-----", "From: ... Sent: ..."), below which the quoted message
+// follows unmarked. A staff reply carrying only commands and the client's
+// quote of the ticket mail has none: there is nothing to relay.
+func HasOwnText(text string) bool {
+	lines := splitQuoted(text)
+	attribution := make([]bool, len(lines))
+	for b := range lines {
+		next := b + 1
+		for next < len(lines) && lines[next].blank() && lines[next].depth == 0 {
+			next++
+		}
+		if next < len(lines) && lines[next].depth > 0 {
+			for _, x := range attributionAt(lines, b, 0) {
+				attribution[x] = true
+			}
+		}
+	}
+	signature := false
+	for i, l := range lines {
+		switch {
+		case l.depth > 0:
+			signature = false // a signature ends where the quote begins
+			continue
+		case l.blank() || attribution[i]:
+			continue
+		case strings.TrimRight(l.raw, "\r\n") == "-- ":
+			signature = true
+			continue
+		case isOutlookSeparator(l.norm):
+			return false
+		case hasAnyPrefix(l.norm, outlookFrom) && i+1 < len(lines) && lines[i+1].depth == 0 && hasAnyPrefix(lines[i+1].norm, outlookFields):
+			return false
+		case signature:
+			continue
+		}
+		return true
+	}
+	return false
+}

@@ -77,9 +77,9 @@ func weekValue(w Bucket, s int) int {
 func (b *builder) episodes(q *QBR, band Band, s int) []Episode {
 	var out []Episode
 	var cur *Episode
-	closeRun := func(back string) {
+	closeRun := func(back, next string) {
 		if cur != nil {
-			cur.BackFrom = back
+			cur.BackFrom, cur.Next = back, next
 			out = append(out, *cur)
 			cur = nil
 		}
@@ -90,7 +90,7 @@ func (b *builder) episodes(q *QBR, band Band, s int) []Episode {
 		switch m {
 		case MarkAbove, MarkBelow:
 			if cur != nil && cur.Direction != m {
-				closeRun("")
+				closeRun("", m)
 			}
 			if cur == nil {
 				cur = &Episode{Category: band.Category, Direction: m, Start: w.Key, Peak: v}
@@ -101,12 +101,12 @@ func (b *builder) episodes(q *QBR, band Band, s int) []Episode {
 				cur.Peak = v
 			}
 		case MarkIn:
-			closeRun(w.Key)
+			closeRun(w.Key, MarkIn)
 		default:
-			closeRun("")
+			closeRun("", "")
 		}
 	}
-	closeRun("")
+	closeRun("", "")
 	return out
 }
 

@@ -78,29 +78,29 @@ type builder struct {
 	asOf time.Time
 	ws   time.Weekday
 
-	qs, qe, ps, pe     time.Time
-	qStartN, qEndN     int64
-	firstWeek          int64
-	nWeeks             int
-	histFrom           int64 // day number of the first history week
-	histTo             int64 // = firstWeek
-	monthStartN        [4]int64
-	monthKeys          [3]string
-	quarterMonthByKey  map[string]int
-	hist               [][nSeries]int
-	earliest           int64 // earliest opened day seen
-	sites              map[string]string
-	siteNames          []string
+	qs, qe, ps, pe    time.Time
+	qStartN, qEndN    int64
+	firstWeek         int64
+	nWeeks            int
+	histFrom          int64 // day number of the first history week
+	histTo            int64 // = firstWeek
+	monthStartN       [4]int64
+	monthKeys         [3]string
+	quarterMonthByKey map[string]int
+	hist              [][nSeries]int
+	earliest          int64 // earliest opened day seen
+	sites             map[string]string
+	siteNames         []string
 
-	cur, prev          counts
-	curPrio, prevPrio  map[domain.Priority]int
-	matrix             [3]map[string]int
-	months             [3]counts
-	weeks              []counts
-	siteCounts         map[string]*counts
-	requesters         map[string]int
-	requesterName      map[string]string
-	rules              map[string]int
+	cur, prev         counts
+	curPrio, prevPrio map[domain.Priority]int
+	matrix            [3]map[string]int
+	months            [3]counts
+	weeks             []counts
+	siteCounts        map[string]*counts
+	requesters        map[string]int
+	requesterName     map[string]string
+	rules             map[string]int
 	// per category (index) per key: previous and current counts, for drivers
 	reqByCat, prevReqByCat   [3]map[string]int
 	ruleByCat, prevRuleByCat [3]map[string]int
@@ -115,7 +115,7 @@ type builder struct {
 }
 
 type slaAcc struct {
-	c                  Compliance
+	c                   Compliance
 	respTimes, resTimes []time.Duration
 }
 
@@ -225,12 +225,12 @@ const OtherSite = "Other"
 
 // ticketFacts are what one ticket's events say, up to AsOf.
 type ticketFacts struct {
-	opened              *domain.Event
-	firstResponse       time.Time // earliest response event
-	firstFinish         time.Time // earliest resolved/closed event
-	finalResolution     time.Time // last resolved/closed not followed by a reopening
-	becameIMAC          bool      // an event set category imac
-	pauses              []pause   // resumptions with their paused business time
+	opened          *domain.Event
+	firstResponse   time.Time // earliest response event
+	firstFinish     time.Time // earliest resolved/closed event
+	finalResolution time.Time // last resolved/closed not followed by a reopening
+	becameIMAC      bool      // an event set category imac
+	pauses          []pause   // resumptions with their paused business time
 }
 
 type pause struct {

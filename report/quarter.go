@@ -97,6 +97,6 @@ func WeekStartDay(c *sla.Calendar) time.Weekday {
 
 // weekOf is the day number of the first day of the week containing day n.
 func weekOf(n int64, start time.Weekday) int64 {
-	wd := ((n%7)+7+4)%7 // 1970-01-01 was a Thursday
+	wd := ((n % 7) + 7 + 4) % 7 // 1970-01-01 was a Thursday
 	return n - (wd-int64(start)+7)%7
 }

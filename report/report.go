@@ -147,12 +147,12 @@ type QBR struct {
 	Weeks      []Bucket    `json:"weeks"`
 	Sites      []Bucket    `json:"sites,omitempty"`
 
-	SLA        []Compliance `json:"sla"`
-	IMAC       *IMACUse     `json:"imac,omitempty"`
-	Requesters []Ranked     `json:"requesters"`
-	Rules      []Ranked     `json:"rules"`
-	Reopened   Reopened     `json:"reopened"`
-	Misfiled   Misfiled     `json:"misfiled"`
+	SLA        []Compliance  `json:"sla"`
+	IMAC       *IMACUse      `json:"imac,omitempty"`
+	Requesters []Ranked      `json:"requesters"`
+	Rules      []Ranked      `json:"rules"`
+	Reopened   Reopened      `json:"reopened"`
+	Misfiled   Misfiled      `json:"misfiled"`
 	Changes    []KnownChange `json:"changes"`
 
 	Normal   []Band    `json:"normal_range"`
@@ -294,10 +294,10 @@ type Misfiled struct {
 
 // KnownChange is a dated change: from the contract or a staff #change.
 type KnownChange struct {
-	Date   string `json:"date"` // YYYY-MM-DD
-	What   string `json:"what"`
-	Ticket string `json:"ticket,omitempty"` // the ticket the #change was sent on
-	InQuarter bool `json:"in_quarter"`
+	Date      string `json:"date"` // YYYY-MM-DD
+	What      string `json:"what"`
+	Ticket    string `json:"ticket,omitempty"` // the ticket the #change was sent on
+	InQuarter bool   `json:"in_quarter"`
 }
 
 // Band is the normal range of weekly volume of one category ("all" for
@@ -327,8 +327,11 @@ type Episode struct {
 	Peak      int    `json:"peak"` // the highest (lowest, below) weekly count
 	// BackFrom is the first day of the first week back in the range; ""
 	// when the episode lasts to the end of the quarter.
-	BackFrom string        `json:"back_from,omitempty"`
-	Changes  []KnownChange `json:"changes,omitempty"`
+	BackFrom string `json:"back_from,omitempty"`
+	// Next is the mark of the week after the episode: "in" (back to
+	// normal), the other direction, or "" (the judged weeks ended).
+	Next    string        `json:"next"`
+	Changes []KnownChange `json:"changes,omitempty"`
 }
 
 // String is a compact JSON form for debugging.

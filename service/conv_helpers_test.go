@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -524,6 +525,9 @@ func convAddrOf(s string) string {
 	return strings.TrimSpace(s)
 }
 
+// convSeq numbers generated Message-IDs.
+var convSeq atomic.Int64
+
 // convReply is what a mail client writes when its user replies to mail
 // with text on top and the mail quoted below ("On ... wrote:" and '>'
 // lines), threaded to it.
@@ -541,7 +545,7 @@ func convReply(to convMail, from, text string, received time.Time) convMsg {
 	return convMsg{
 		From: from, To: to.Msg.From.Addr,
 		Subject:   "Re: " + to.Msg.Subject,
-		MessageID: fmt.Sprintf("reply-%d.%s", received.UnixNano(), strings.ReplaceAll(convAddrOf(from), "@", ".")) + "@mail.example",
+		MessageID: fmt.Sprintf("reply-%d.%s@mail.example", convSeq.Add(1), strings.ReplaceAll(convAddrOf(from), "@", ".")),
 		InReplyTo: to.Msg.MessageID, References: append(slices.Clone(to.Msg.References), to.Msg.MessageID),
 		Received: received, Body: q.String(),
 	}

@@ -145,9 +145,14 @@ type e2e struct {
 	parsed []e2eMail // the catcher's mail, parsed, in arrival order
 }
 
-// e2eNow is the injected clock's start: just after the last sample mail
-// arrived (Mon 30 Nov 2026 09:10 EST = 16:10 IST).
-var e2eNow = time.Date(2026, 11, 30, 14, 11, 0, 0, time.UTC)
+// e2eNow is where the injected clock (Date headers, the outbox, the SLA
+// timer worker) starts: Mon 30 Nov 2026 09:32 IST, after the Israeli sample
+// mail and the generated mail arrived and before any of their deadlines or
+// warnings (the first is at 09:48), so that no timer fires during a test and
+// the stored timers can be read back. Nothing in the pipeline depends on the
+// clock being after an INTERNALDATE (the New York sample arrives at 16:10
+// IST).
+var e2eNow = time.Date(2026, 11, 30, 7, 32, 0, 0, time.UTC)
 
 func newE2E(t *testing.T, imapOpt localmail.IMAPOptions) *e2e {
 	t.Helper()
@@ -422,14 +427,14 @@ type e2eMsg struct {
 
 // e2eMessages returns n customer mails from distinct senders of the acme
 // domain (so the per-sender acknowledgement limit never applies), with
-// distinct Message-IDs and a body of a few kilobytes, arriving three minutes
-// apart from Mon 30 Nov 2026 08:00 IST.
+// distinct Message-IDs and a body of a few kilobytes, arriving a minute
+// apart from Mon 30 Nov 2026 09:00 IST.
 func e2eMessages(n int) []e2eMsg {
 	jer := e2eLoc("Asia/Jerusalem")
-	start := time.Date(2026, 11, 30, 8, 0, 0, 0, jer)
+	start := time.Date(2026, 11, 30, 9, 0, 0, 0, jer)
 	out := make([]e2eMsg, n)
 	for i := range out {
-		recv := start.Add(time.Duration(i) * 3 * time.Minute)
+		recv := start.Add(time.Duration(i) * time.Minute)
 		id := fmt.Sprintf("e2e-%02d.7f3a@mail.acme.co.il", i)
 		from := fmt.Sprintf("user%02d@acme.co.il", i)
 		subject := fmt.Sprintf("Question %02d about licences", i)

@@ -88,7 +88,10 @@ func (p *Pipeline) applyStaffReply(ctx context.Context, dec Decision, raw []byte
 	key := DedupKey(m, raw)
 	ct := p.Cfg.ContractByID(t.Contract)
 	note := conversation.HasNote(cmds)
-	relay := !note && strings.TrimSpace(conversation.StripQuotedSummary(body)) != ""
+	// Only the staff member's own words are relayed: a reply carrying
+	// commands above the client's quote of the ticket mail relays nothing
+	// (#close stays quiet, #priority does not echo the customer's text).
+	relay := !note && conversation.HasOwnText(body)
 
 	ev := domain.Event{Kind: domain.EventResponse, At: m.Received, MessageID: m.MessageID, Actor: m.From.Addr,
 		Data: map[string]string{"thread": signal}}
@@ -174,20 +177,30 @@ func (p *Pipeline) applyStaffReply(ctx context.Context, dec Decision, raw []byte
 			ch.ReleaseIMAC = true
 		}
 	}
+	if newStatus == domain.StatusOpen && t.Status == domain.StatusPending && ct != nil && ct.Calendar != nil && !t.PausedAt.IsZero() {
+		// Resuming moves the deadlines on by the paused business time:
+		// those of a new category or priority if this message sets one.
+		from := t
+		if retarget {
+			from = re
+		}
+		rt, timers := ResumeDeadlines(ct.Calendar, from, t.PausedAt, m.Received)
+		re, ch.Timers = rt, timers
+		retarget = true
+	}
 	if firstResponse {
 		ch.CancelTimers = appendMissing(ch.CancelTimers, store.ResponseWarn, store.ResponseBreach)
 		ch.Timers = dropKinds(ch.Timers, store.ResponseWarn, store.ResponseBreach)
 	}
-	switch newStatus {
-	case domain.StatusResolved, domain.StatusClosed, domain.StatusPending:
+	status := t.Status
+	if newStatus != "" {
+		status = newStatus
+	}
+	if status != domain.StatusOpen {
+		// Pending, resolved or closed (now or still): no SLA clock runs,
+		// whatever deadlines a new category or priority gives.
 		ch.CancelTimers = appendMissing(ch.CancelTimers, store.ResponseWarn, store.ResponseBreach, store.ResolutionWarn, store.ResolutionBreach)
 		ch.Timers = nil
-	case domain.StatusOpen:
-		if t.Status == domain.StatusPending && ct != nil && ct.Calendar != nil && !t.PausedAt.IsZero() {
-			rt, timers := ResumeDeadlines(ct.Calendar, t, t.PausedAt, m.Received)
-			re, ch.Timers = rt, timers
-			retarget = true
-		}
 	}
 	ch.Mutate = func(x *domain.Ticket) error {
 		if retarget {
