@@ -53,6 +53,8 @@ func Main(ctx context.Context, args []string, env Env) int {
 		err = cmdRun(ctx, args[1:], env)
 	case "demo":
 		err = cmdDemo(ctx, args[1:], env)
+	case "tickets":
+		err = cmdTickets(ctx, args[1:], env)
 	case "report":
 		err = cmdReport(ctx, args[1:], env)
 	case "version", "--version", "-v":
@@ -93,6 +95,7 @@ commands:
                             classify messages offline and print the promised dates
   report   qbr -c FILE --contract ID|--all --quarter YYYY-Qn [-o FILE|DIR] [--csv FILE]
                             the quarterly review (HTML with charts, CSV of the figures)
+  tickets  list|show -c FILE read the state: open tickets, deadlines, timers, outbox
   version                   print the version
 `, "\n"))
 }

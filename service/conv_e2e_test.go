@@ -452,6 +452,31 @@ func TestConvStaffCommands(t *testing.T) {
 			}
 		},
 	}, {
+		name: "priority-while-pending", subject: fault,
+		before: func(c *convCmdRun) { c.staff("#pending", convAt(1, 9, 20)) },
+		staff:  "#priority urgent",
+		check: func(c *convCmdRun) {
+			t := c.t
+			if c.tk.Status != domain.StatusPending || c.tk.Priority != domain.Urgent {
+				t.Errorf("status %s priority %s, want still pending, urgent", c.tk.Status, c.tk.Priority)
+			}
+			if ts := c.e.timers("acme", c.tk.ID); len(ts) != 0 {
+				t.Errorf("timers %v armed while the ticket is pending", ts)
+			}
+			// The customer's answer resumes the urgent deadlines, moved on
+			// by the 40 minutes paused (09:20 to the answer at 10:00).
+			c.e.deliver(convReply(c.ack, c.opened.Requester.Addr, "Here is the photo.", convAt(1, 10, 0)))
+			c.e.settle()
+			c.e.take()
+			tk := c.e.ticket(c.tk.ID)
+			if tk.Status != domain.StatusOpen || !tk.ResponseDue.Equal(convAt(1, 10, 10)) || !tk.ResolutionDue.Equal(convAt(1, 13, 40)) {
+				t.Errorf("after the answer: %s due %v / %v, want open, 10:10 / 13:40", tk.Status, tk.ResponseDue, tk.ResolutionDue)
+			}
+			if ts := c.e.timers("acme", c.tk.ID); len(ts) != 4 || !ts[store.ResolutionBreach].Equal(convAt(1, 13, 40)) || !ts[store.ResponseBreach].Equal(convAt(1, 10, 10)) {
+				t.Errorf("timers after the answer %v", ts)
+			}
+		},
+	}, {
 		name: "note", subject: fault, staff: "#note called Yossi, the toner is on order\nSupplier says Thursday.",
 		check: func(c *convCmdRun) {
 			t := c.t
