@@ -2,9 +2,14 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
 
+	"github.com/northwind-it/ticketgw/notify"
 	"github.com/northwind-it/ticketgw/rules"
 	"github.com/northwind-it/ticketgw/service"
 	"github.com/northwind-it/ticketgw/store"
@@ -23,20 +28,90 @@ func cmdRun(ctx context.Context, args []string, env Env) error {
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	log := newLogger(env.Stderr, level, *logFormat == "json")
-	cfg, err := loadConfig(*cfgPath, env)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reload := make(chan struct{}, 1)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				select {
+				case reload <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	return runWithReload(ctx, *cfgPath, env, log, reload, service.Options{Now: env.Now})
+}
+
+// loaded is a configuration with everything built from it that can fail.
+type loaded struct {
+	cfg  *rules.Config
+	tmpl *notify.Templates
+}
+
+// build loads and validates the configuration and templates, printing every
+// error as file:line:col: message.
+func build(path string, env Env) (loaded, error) {
+	cfg, err := loadConfig(path, env)
 	if err != nil {
-		return err
+		return loaded{}, err
 	}
 	tmpl, err := loadTemplates(cfg, env)
 	if err != nil {
-		return err
+		return loaded{}, err
 	}
-	g, err := service.New(ctx, cfg, tmpl, log, service.Options{Now: env.Now})
+	return loaded{cfg, tmpl}, nil
+}
+
+// runWithReload runs the gateway until ctx ends. On every value from reload
+// it builds and validates the configuration and templates again; only when
+// that succeeds is the running gateway stopped gracefully and a new one
+// started (the mailbox keeps whatever arrives in between). A broken
+// configuration is reported and the old one keeps running.
+func runWithReload(ctx context.Context, path string, env Env, log *slog.Logger, reload <-chan struct{}, opt service.Options) error {
+	cur, err := build(path, env)
 	if err != nil {
 		return err
 	}
-	defer g.Close()
-	return g.Run(ctx)
+	for {
+		g, err := service.New(ctx, cur.cfg, cur.tmpl, log, opt)
+		if err != nil {
+			return err
+		}
+		g.ConfigReloaded(true)
+		runCtx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- g.Run(runCtx) }()
+	wait:
+		for {
+			select {
+			case err := <-done:
+				stop()
+				g.Close()
+				return err
+			case <-reload:
+				next, err := build(path, env)
+				if err != nil {
+					log.Error("reload failed: keeping the running configuration", "err", err)
+					g.ConfigReloaded(false)
+					continue
+				}
+				log.Info("configuration reloaded: restarting the pipeline")
+				stop()
+				if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+					log.Warn("gateway stopped with an error during reload", "err", err)
+				}
+				g.Close()
+				cur = next
+				break wait
+			}
+		}
+	}
 }
 
 // openStore connects to the configured Redis for read-only commands.

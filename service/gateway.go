@@ -26,6 +26,7 @@ type Options struct {
 	IMAPOptions []ingest.SourceOption // extra source options
 	Redis       redis.UniversalClient // use this client instead of dialling redis.url
 	OnOutcome   func(Outcome)
+	OnReload    func(ok bool) // told whether a configuration (re)load succeeded
 	OutboxIdle  time.Duration
 }
 
@@ -40,6 +41,7 @@ type Gateway struct {
 	Timers   *TimerWorker
 	Sources  []*ingest.Source
 
+	opt     Options
 	rdb     redis.UniversalClient
 	ownRDB  bool
 	smtp    *notify.Sender
@@ -71,7 +73,7 @@ func New(ctx context.Context, cfg *rules.Config, tmpl *notify.Templates, log *sl
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	g := &Gateway{Cfg: cfg, Log: log, rdb: opt.Redis}
+	g := &Gateway{Cfg: cfg, Log: log, rdb: opt.Redis, opt: opt}
 	if g.rdb == nil {
 		rdb, err := OpenRedis(ctx, cfg)
 		if err != nil {
@@ -188,4 +190,12 @@ func (g *Gateway) Close() {
 			g.rdb.Close()
 		}
 	})
+}
+
+// ConfigReloaded reports the outcome of a configuration load or reload (the
+// running configuration is kept when ok is false).
+func (g *Gateway) ConfigReloaded(ok bool) {
+	if g.opt.OnReload != nil {
+		g.opt.OnReload(ok)
+	}
 }

@@ -1,0 +1,141 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/northwind-it/ticketgw/demo"
+	"github.com/northwind-it/ticketgw/ingest"
+	"github.com/northwind-it/ticketgw/service"
+)
+
+// TestReloadKeepsOldConfigOnError runs the service, breaks its configuration
+// file and asks for a reload (what SIGHUP does): the old configuration keeps
+// working. A valid change is then picked up.
+func TestReloadKeepsOldConfigOnError(t *testing.T) {
+	_, prefix, url := testRedis(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	w, err := demo.NewWorld(ctx, demo.WorldOptions{RedisURL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	imapHost, imapPort, _ := net.SplitHostPort(w.IMAP.Addr)
+	smtpHost, smtpPort, _ := net.SplitHostPort(w.SMTP.Addr)
+	vars := map[string]string{
+		"IMAP_HOST": imapHost, "IMAP_PORT": imapPort, "IMAP_TLS": "none", "IMAP_USER": demo.SupportAddress,
+		"IMAP_PASSWORD": "demo-password", "SMTP_HOST": smtpHost, "SMTP_PORT": smtpPort, "SMTP_TLS": "none",
+		"SMTP_AUTH": "none", "REDIS_URL": url, "REDIS_PREFIX": prefix,
+	}
+	good, err := os.ReadFile(exampleConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "gateway.yaml")
+	if err := os.WriteFile(path, good, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stderr, logs syncBuffer
+	env := Env{Stdout: &stderr, Stderr: &stderr, Getenv: func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, Now: time.Now}
+	var mu sync.Mutex
+	var reloads []bool
+	reload := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- runWithReload(ctx, path, env, slog.New(slog.NewTextHandler(&logs, nil)), reload, service.Options{
+			OnReload: func(ok bool) { mu.Lock(); reloads = append(reloads, ok); mu.Unlock() },
+		})
+	}()
+
+	deliver := func(n int) string {
+		t.Helper()
+		raw := []byte("From: Yossi <yossi@acme.co.il>\r\nTo: " + demo.SupportAddress + "\r\nSubject: printer " +
+			string(rune('A'+n)) + "\r\nMessage-ID: <reload-" + string(rune('a'+n)) + "@acme.co.il>\r\n\r\nThe printer is not working.\r\n")
+		if err := w.IMAP.Deliver("INBOX", raw, time.Date(2026, 11, 30, 7, 0, n, 0, time.UTC)); err != nil {
+			t.Fatal(err)
+		}
+		// The ack and the staff copy of this message.
+		mails, err := w.SMTP.WaitFor(ctx, 2*(n+1))
+		if err != nil {
+			t.Fatalf("message %d not handled: %v\nlog:\n%s", n, err, logs.String())
+		}
+		for _, m := range mails {
+			pm := ingest.Parse(bytes.NewReader(m.Raw), ingest.DefaultLimits())
+			if v, _ := pm.Header("Auto-Submitted"); v == "auto-replied" && strings.Contains(pm.Subject, "printer "+string(rune('A'+n))) {
+				return pm.From.Name
+			}
+		}
+		t.Fatalf("no acknowledgement for message %d", n)
+		return ""
+	}
+	if name := deliver(0); name != "Northwind IT Support" {
+		t.Errorf("ack from %q", name)
+	}
+
+	// A broken file: the reload is refused, the old configuration goes on.
+	if err := os.WriteFile(path, []byte("service: {address: [oops\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reload <- struct{}{}
+	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(reloads) == 2 })
+	if name := deliver(1); name != "Northwind IT Support" {
+		t.Errorf("after a failed reload the ack came from %q", name)
+	}
+	if !strings.Contains(stderr.String(), "gateway.yaml:") {
+		t.Errorf("the broken file's errors were not reported with a location:\n%s", stderr.String())
+	}
+
+	// A valid change is applied.
+	changed := strings.Replace(string(good), "name: Northwind IT Support", "name: Northwind Helpdesk", 1)
+	if err := os.WriteFile(path, []byte(changed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reload <- struct{}{}
+	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(reloads) == 3 })
+	if name := deliver(2); name != "Northwind Helpdesk" {
+		t.Errorf("after a good reload the ack came from %q", name)
+	}
+	mu.Lock()
+	if want := []bool{true, false, true}; len(reloads) != 3 || reloads[0] != want[0] || reloads[1] != want[1] || reloads[2] != want[2] {
+		t.Errorf("reload outcomes %v, want %v", reloads, want)
+	}
+	mu.Unlock()
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("run: %v", err)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in 15 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
