@@ -16,6 +16,9 @@ import (
 func TestChromiumRender(t *testing.T) {
 	const chromium = "/usr/bin/chromium"
 	if _, err := os.Stat(chromium); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("no %s: .ci/run installs it (apt-get install chromium fonts-noto-core)", chromium)
+		}
 		t.Skip("no " + chromium)
 	}
 	for _, s := range []scenario{scenarios[0], scenarios[2]} {
