@@ -37,9 +37,25 @@ const (
 
 // Authentication methods of IMAPConfig.Auth.
 const (
-	imapAuthPlain = "plain" // AUTHENTICATE PLAIN (SASL)
-	imapAuthLogin = "login" // the IMAP LOGIN command
+	imapAuthPlain       = "plain"       // AUTHENTICATE PLAIN (SASL)
+	imapAuthLogin       = "login"       // the IMAP LOGIN command
+	imapAuthXOAuth2     = "xoauth2"     // AUTHENTICATE XOAUTH2 with an OAuth 2 access token
+	imapAuthOAuthBearer = "oauthbearer" // AUTHENTICATE OAUTHBEARER (RFC 7628)
 )
+
+// TokenSource supplies OAuth 2 access tokens for the xoauth2 and
+// oauthbearer methods (*oauth.Source implements it). Token is called before
+// each login and should return a token valid for a while yet.
+type TokenSource interface {
+	Token(ctx context.Context) (string, error)
+}
+
+// TokenInvalidator is implemented by token sources that cache tokens: when
+// the server refuses a token, the source invalidates it once, so that the
+// next reconnect logs in with a fresh one.
+type TokenInvalidator interface {
+	Invalidate(token string) bool
+}
 
 // Defaults for the zero values of IMAPConfig.
 const (
@@ -76,9 +92,15 @@ type IMAPConfig struct {
 	// logged (see LogValue).
 	Username string
 	Password string
-	// Auth is "plain" (AUTHENTICATE PLAIN), "login" (the LOGIN command), or
-	// empty: PLAIN when the server advertises AUTH=PLAIN, LOGIN otherwise.
+	// Auth is "plain" (AUTHENTICATE PLAIN), "login" (the LOGIN command),
+	// "xoauth2" or "oauthbearer" (an OAuth 2 access token from
+	// TokenSource), or empty: PLAIN when the server advertises AUTH=PLAIN,
+	// LOGIN otherwise.
 	Auth string
+	// TokenSource supplies the access token for xoauth2 and oauthbearer; a
+	// fresh one is asked for before every login. Without it, Password is
+	// sent as a static access token.
+	TokenSource TokenSource
 	// Folder is the mailbox watched for new mail (default INBOX).
 	Folder string
 	// ProcessedFolder receives every message once it is handled. Required;
@@ -177,8 +199,12 @@ func (c IMAPConfig) Validate() error {
 	}
 	switch c.Auth {
 	case "", imapAuthPlain, imapAuthLogin:
+	case imapAuthXOAuth2, imapAuthOAuthBearer:
+		if c.TokenSource == nil && c.Password == "" {
+			errs = append(errs, fmt.Errorf("imap auth %s: needs a token source (or a static access token as the password)", c.Auth))
+		}
 	default:
-		errs = append(errs, fmt.Errorf("imap auth %q: want plain or login", c.Auth))
+		errs = append(errs, fmt.Errorf("imap auth %q: want plain, login, xoauth2 or oauthbearer", c.Auth))
 	}
 	if c.Username == "" {
 		errs = append(errs, errors.New("imap username: required"))
@@ -310,6 +336,11 @@ type Source struct {
 	handled, handlerErrors, moveErrors      atomic.Uint64
 	sessions, reconnects, idleCycles, polls atomic.Uint64
 	notifications, uidValidityChanges       atomic.Uint64
+
+	// tokenInvalidated is set once a refused access token was invalidated
+	// and cleared by the next successful login, so that a server refusing
+	// every token does not cost a token request per reconnect.
+	tokenInvalidated atomic.Bool
 
 	mu          sync.Mutex
 	retries     map[imapMsgKey]*imapRetry // guarded by mu

@@ -51,6 +51,9 @@ type imapServerOpts struct {
 	// copyUIDStar sends COPYUID with a "*" range (go-imap #749)
 	copyUIDStar bool
 	tls         string // "", "implicit" or "starttls"
+	// wrapSession, when set, wraps each imapmemserver session (e.g. to add
+	// SASL mechanisms).
+	wrapSession func(*imapserver.Conn, imapserver.Session) imapserver.Session
 }
 
 type imapTestServer struct {
@@ -89,7 +92,10 @@ func newIMAPTestServer(t *testing.T, o imapServerOpts) *imapTestServer {
 	ts := &imapTestServer{t: t, user: u, tls: o.tls}
 	logger := &imapTestLogger{t: t}
 	opts := &imapserver.Options{
-		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+		NewSession: func(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			if o.wrapSession != nil {
+				return o.wrapSession(c, mem.NewSession()), nil, nil
+			}
 			return mem.NewSession(), nil, nil
 		},
 		Caps:         o.caps,

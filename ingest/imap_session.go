@@ -10,6 +10,7 @@ import (
 	"net"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -17,6 +18,8 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-sasl"
+
+	"github.com/northwind-it/ticketgw/oauth"
 )
 
 // errIMAPTimeout reports a server that did not answer within
@@ -34,7 +37,10 @@ type imapSession struct {
 	log  *slog.Logger
 	conn net.Conn // the dialled TCP connection; closing it unblocks everything
 	c    *imapclient.Client
-	caps imap.CapSet // cached right after authentication
+	// token is the OAuth access token for this login (xoauth2,
+	// oauthbearer); never logged.
+	token string
+	caps  imap.CapSet // cached right after authentication
 
 	stopAfterFunc func() bool // undoes the ctx watcher
 	idle          bool
@@ -109,13 +115,20 @@ func (s *Source) session(ctx context.Context, h Handler) (imapSessionResult, err
 // connect dials, sets up TLS, reads the greeting, authenticates and caches
 // the capabilities.
 func (s *Source) connect(ctx context.Context) (*imapSession, error) {
+	// The access token comes first: without one there is no point in
+	// connecting, and fetching it must not eat into the server's login
+	// timer.
+	token, err := s.accessToken(ctx)
+	if err != nil {
+		return nil, err
+	}
 	dctx, cancel := context.WithTimeout(ctx, s.cfg.CommandTimeout)
 	conn, err := s.dial(dctx, "tcp", s.cfg.Addr)
 	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", s.cfg.Addr, err)
 	}
-	ss := &imapSession{s: s, log: s.log, conn: conn}
+	ss := &imapSession{s: s, log: s.log, conn: conn, token: token}
 	ss.stopAfterFunc = context.AfterFunc(ctx, func() { conn.Close() })
 	if err := ss.open(ctx); err != nil {
 		ss.close()
@@ -190,17 +203,94 @@ func (ss *imapSession) login() error {
 		}
 	}
 	var err error
-	if method == imapAuthPlain {
+	switch method {
+	case imapAuthXOAuth2, imapAuthOAuthBearer:
+		err = ss.authenticateToken(method)
+	case imapAuthPlain:
 		err = ss.guard("authenticate plain", func() error {
 			return ss.c.Authenticate(sasl.NewPlainClient("", cfg.Username, cfg.Password))
 		})
-	} else {
+	default:
 		err = ss.guard("login", func() error { return ss.c.Login(cfg.Username, cfg.Password).Wait() })
 	}
 	if err != nil {
 		return fmt.Errorf("log in as %q: %w", cfg.Username, err)
 	}
 	return nil
+}
+
+// accessToken returns the OAuth access token for the next login, or "" for
+// the password methods.
+func (s *Source) accessToken(ctx context.Context) (string, error) {
+	if s.cfg.Auth != imapAuthXOAuth2 && s.cfg.Auth != imapAuthOAuthBearer {
+		return "", nil
+	}
+	if s.cfg.TokenSource == nil {
+		return s.cfg.Password, nil // a static token (Validate requires one)
+	}
+	tctx, cancel := context.WithTimeout(ctx, s.cfg.CommandTimeout)
+	defer cancel()
+	token, err := s.cfg.TokenSource.Token(tctx)
+	if err != nil {
+		return "", fmt.Errorf("log in as %q: get access token: %w", s.cfg.Username, err)
+	}
+	return token, nil
+}
+
+// authenticateToken runs AUTHENTICATE XOAUTH2 or OAUTHBEARER with the
+// session's access token. When the server refuses the token, the token
+// source is told once (see Source.tokenRefused).
+func (ss *imapSession) authenticateToken(method string) error {
+	cfg := ss.s.cfg
+	mech := strings.ToUpper(method)
+	var offered []string
+	err := ss.guard("read capabilities", func() error {
+		offered = ss.c.Caps().AuthMechanisms()
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(offered) > 0 && !slices.ContainsFunc(offered, func(m string) bool { return strings.EqualFold(m, mech) }) {
+		return fmt.Errorf("server offers AUTH=%s, not %s", strings.Join(offered, " AUTH="), mech)
+	}
+	host, portStr, _ := net.SplitHostPort(cfg.Addr)
+	port, _ := strconv.Atoi(portStr)
+	cl, err := oauth.NewSASLClient(mech, cfg.Username, ss.token, host, port)
+	if err != nil {
+		return err
+	}
+	err = ss.guard("authenticate "+method, func() error { return ss.c.Authenticate(cl) })
+	if err == nil {
+		ss.s.tokenInvalidated.Store(false)
+		return nil
+	}
+	se := cl.ServerError()
+	if se != nil {
+		err = fmt.Errorf("%w (%w)", err, se)
+	}
+	if ie, ok := imapCommandFailed(err); se != nil || ok && ie.Type == imap.StatusResponseTypeNo && ie.Code != imap.ResponseCodeUnavailable {
+		ss.s.tokenRefused(ss.token)
+	}
+	return err
+}
+
+// tokenRefused invalidates a token the server refused, once: if the fresh
+// token of the next login is refused too, the problem is not the token's
+// age (permissions, a disabled mailbox, IMAP switched off) and asking the
+// endpoint at every reconnect would not help.
+func (s *Source) tokenRefused(token string) {
+	inv, ok := s.cfg.TokenSource.(TokenInvalidator)
+	if !ok {
+		return
+	}
+	if s.tokenInvalidated.Swap(true) {
+		s.log.Warn("imap server refused a fresh access token too; check the application's permissions and the mailbox's IMAP access")
+		return
+	}
+	if inv.Invalidate(token) {
+		s.log.Info("imap server refused the access token; the next login gets a fresh one")
+	}
 }
 
 // tlsConfig builds the client TLS configuration.

@@ -40,14 +40,12 @@ type IMAPOptions struct {
 // StartIMAP listens on 127.0.0.1:0 and serves username/password with an
 // empty INBOX.
 func StartIMAP(username, password string, opt IMAPOptions) (*IMAPServer, error) {
-	mem := imapmemserver.New()
 	u := imapmemserver.NewUser(username, password)
 	for _, f := range append([]string{"INBOX"}, opt.Folders...) {
 		if err := u.Create(f, nil); err != nil {
 			return nil, fmt.Errorf("create folder %s: %w", f, err)
 		}
 	}
-	mem.AddUser(u)
 	caps := opt.Caps
 	if caps == nil {
 		caps = imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}}
@@ -58,7 +56,7 @@ func StartIMAP(username, password string, opt IMAPOptions) (*IMAPServer, error) 
 	}
 	srv := imapserver.New(&imapserver.Options{
 		NewSession: func(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return mem.NewSession(), nil, nil
+			return &flushingSession{imapmemserver.NewUserSession(u)}, nil, nil
 		},
 		Caps:         caps,
 		Logger:       logger,
@@ -70,6 +68,23 @@ func StartIMAP(username, password string, opt IMAPOptions) (*IMAPServer, error) 
 	}
 	go srv.Serve(ln)
 	return &IMAPServer{Addr: ln.Addr().String(), User: u, srv: srv, ln: ln}, nil
+}
+
+// flushingSession works around a race in imapserver beta.8's
+// SessionTracker.Idle: updates queued after the previous command's poll but
+// before IDLE registers its wake-up channel are only sent at the next change
+// to the mailbox, so a message delivered just as a client starts IDLE stays
+// unannounced. Flushing pending updates when IDLE starts narrows that window
+// to the instant between this poll and the registration.
+type flushingSession struct {
+	*imapmemserver.UserSession
+}
+
+func (s *flushingSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	if err := s.UserSession.Poll(w, true); err != nil {
+		return err
+	}
+	return s.UserSession.Idle(w, stop)
 }
 
 // Deliver appends raw to folder with the given INTERNALDATE, as a mail server

@@ -65,6 +65,8 @@ type Config struct {
 	Rules          []*Rule
 	Templates      Templates
 	Limits         Limits
+	Reports        Reports
+	LMTP           *LMTP // optional `lmtp:` push ingestion (rules/lmtp.go); nil when absent
 }
 
 // Service is the `service:` section.

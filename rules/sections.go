@@ -40,6 +40,8 @@ var (
 var topKeys = keySet{noun: "top-level key", names: []string{
 	"service", "mailbox", "mailboxes", "smtp", "redis", "staff", "calendars",
 	"contracts", "unknown_senders", "rules", "templates", "limits",
+	"reports",
+	"lmtp", // rules/lmtp.go
 }}
 
 // config builds the whole Config from the root mapping.
@@ -62,6 +64,8 @@ func (l *loader) config(root *yaml.Node) *Config {
 	cfg.Rules = l.rules(top, cfg)
 	cfg.Templates = l.templates(l.section(top, "templates", keys("dir")))
 	cfg.Limits = l.limits(l.section(top, "limits", keys("acks_per_sender_per_hour", "reopen_window", "max_message_bytes")))
+	cfg.Reports = l.reports(l.section(top, "reports", reportsKeys))
+	cfg.LMTP = l.lmtp(top, cfg) // after mailboxes and limits
 	l.ownAddresses(top, cfg)
 	return cfg
 }

@@ -796,3 +796,102 @@ func TestConvReopen(t *testing.T) {
 		}
 	})
 }
+
+// convClockSteps hands out INTERNALDATEs a fixed step apart.
+type convClockSteps struct {
+	next time.Time
+	step time.Duration
+}
+
+func (c *convClockSteps) tick() time.Time {
+	c.next = c.next.Add(c.step)
+	return c.next
+}
+
+// TestConvLoopAutoresponder: an autoresponder that ignores Auto-Submitted
+// answers every mail it gets with a human-looking reply quoting our subject.
+// Whatever it keeps of the thread, the exchange reaches a stable end within
+// the caps: at most 5 acknowledgements to it an hour, and at most 10 staff
+// copies per ticket in 10 minutes when a staff member's equally broken
+// out-of-office answers the queue.
+func TestConvLoopAutoresponder(t *testing.T) {
+	const robot = "robot@acme.co.il"
+	cases := []struct {
+		name      string
+		from      string // the autoresponder's address
+		subject   func(ours string) string
+		threaded  bool // sets In-Reply-To and References
+		staffOOO  bool // the staff queue is answered by an out-of-office
+		maxAcks   int  // acknowledgements (and notices) to the autoresponder
+		maxTk     int  // tickets opened
+		maxRounds int
+	}{
+		{name: "quotes-tagged-subject", from: robot, subject: func(s string) string { return "Re: " + s }, maxAcks: 1, maxTk: 1, maxRounds: 4},
+		{name: "threaded-untagged", from: robot, subject: func(string) string { return "Thank you for your message" }, threaded: true, maxAcks: 1, maxTk: 1, maxRounds: 4},
+		{name: "unthreaded-untagged", from: robot, subject: func(string) string { return "Thank you for your message" }, maxAcks: 5, maxTk: 6, maxRounds: 10},
+		{name: "unknown-sender-unthreaded", from: "robot@unknown.example", subject: func(string) string { return "Thank you for your message" }, maxAcks: 1, maxTk: 0, maxRounds: 4},
+		{name: "unknown-sender-threaded", from: "robot@unknown.example", subject: func(s string) string { return "Re: " + s }, threaded: true, maxAcks: 1, maxTk: 0, maxRounds: 4},
+		{name: "staff-out-of-office", from: robot, subject: func(s string) string { return "Re: " + s }, threaded: true, staffOOO: true, maxAcks: 1, maxTk: 1, maxRounds: 40},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := convContext(t)
+			e := newConvEnv(t, ctx, convSetup{})
+			clock := &convClockSteps{next: convAt(1, 9, 0), step: 20 * time.Second}
+			var seq int
+			reply := func(m convMail, from, body string, top []string) convDelivery {
+				seq++
+				r := convMsg{From: from, To: convSupport, Subject: c.subject(m.Msg.Subject),
+					MessageID: fmt.Sprintf("auto-%d@responder.example", seq), Received: clock.tick(), Top: top, Body: body}
+				if c.threaded {
+					r.InReplyTo, r.References = m.Msg.MessageID, append(slices.Clone(m.Msg.References), m.Msg.MessageID)
+				}
+				return convDelivery{to: e, raw: r.raw(), at: r.Received}
+			}
+			first := convMsg{From: c.from, To: convSupport, Subject: "Printer on floor 2 not working",
+				MessageID: "loop-0@responder.example", Received: clock.tick(), Body: "The printer is broken.\n"}
+			e.deliver(first)
+			sent := convExchange(t, []*convEnv{e}, c.maxRounds, func(_ *convEnv, m convMail) []convDelivery {
+				var out []convDelivery
+				if slices.Contains(m.To, c.from) {
+					out = append(out, reply(m, c.from, "Thank you for your message. We will answer as soon as possible.\n", nil))
+				}
+				if c.staffOOO && slices.Contains(m.To, convQueue) {
+					out = append(out, reply(m, convStaff, "I am out of the office until Monday.\n", []string{convARPass}))
+				}
+				return out
+			})[e]
+
+			toRobot, fwds := 0, map[string]int{}
+			for _, m := range sent {
+				if slices.Contains(m.To, c.from) && (m.Kind() == "ack" || m.Kind() == "notice") {
+					toRobot++
+				}
+				if m.Kind() == "fwd" {
+					id, _ := m.Msg.Header("X-Ticket-ID")
+					fwds[id]++
+				}
+			}
+			t.Logf("%d mails sent in all, %d acknowledgements or notices to the autoresponder, forwards per ticket %v", len(sent), toRobot, fwds)
+			if toRobot < 1 || toRobot > c.maxAcks {
+				t.Errorf("%d acknowledgements or notices to the autoresponder, want 1 to %d", toRobot, c.maxAcks)
+			}
+			if n := len(e.tickets("acme")); n > c.maxTk {
+				t.Errorf("%d tickets, want at most %d", n, c.maxTk)
+			}
+			for id, n := range fwds {
+				// All within 10 minutes of INTERNALDATE: the new ticket's
+				// copy and at most 10 follow-up copies.
+				if n > 11 {
+					t.Errorf("%d staff copies for %s, want at most 11", n, id)
+				}
+			}
+			if c.staffOOO {
+				relays := len(convOfKind(sent, "relay"))
+				if relays == 0 || relays > 11 {
+					t.Errorf("%d out-of-office relays, want 1 to 11 (bounded by the per-ticket cap)", relays)
+				}
+			}
+		})
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/northwind-it/ticketgw/ingest"
+	"github.com/northwind-it/ticketgw/metrics"
 	"github.com/northwind-it/ticketgw/notify"
 	"github.com/northwind-it/ticketgw/rules"
 	"github.com/northwind-it/ticketgw/store"
@@ -27,7 +28,12 @@ type Options struct {
 	Redis       redis.UniversalClient // use this client instead of dialling redis.url
 	OnOutcome   func(Outcome)
 	OnReload    func(ok bool) // told whether a configuration (re)load succeeded
+	InstanceID  string        // owner name in mailbox leases; default host/pid/random
+	LeaseTTL    time.Duration // mailbox lease; default DefaultLeaseTTL
 	OutboxIdle  time.Duration
+	// SMTPCheckTTL is how long /readyz reuses an SMTP check's result;
+	// default DefaultSMTPCheckTTL.
+	SMTPCheckTTL time.Duration
 }
 
 // Gateway is the running service: one IMAP source per mailbox feeding the
@@ -40,12 +46,17 @@ type Gateway struct {
 	Outbox   *OutboxSender
 	Timers   *TimerWorker
 	Sources  []*ingest.Source
+	// Metrics are served on service.http with /healthz and /readyz while
+	// Run runs; Metrics also takes the OAuth token events
+	// (metrics.TokenObserver).
+	Metrics *metrics.Metrics
 
 	opt     Options
 	rdb     redis.UniversalClient
 	ownRDB  bool
 	smtp    *notify.Sender
 	closeMu sync.Once
+	obs     *observer
 }
 
 // OpenRedis connects to cfg's Redis and checks that it answers.
@@ -122,6 +133,10 @@ func New(ctx context.Context, cfg *rules.Config, tmpl *notify.Templates, log *sl
 		}
 		g.Sources = append(g.Sources, ingest.NewSource(ic, g.Store, log.With("component", "imap", "mailbox", mb.Address), opts...))
 	}
+	if err := g.observe(); err != nil {
+		g.Close()
+		return nil, err
+	}
 	return g, nil
 }
 
@@ -141,6 +156,10 @@ func imapAuth(a string) string {
 func (g *Gateway) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	stopHTTP, err := g.serveHTTP(ctx, cancel)
+	if err != nil {
+		return err
+	}
 	var wg sync.WaitGroup
 	errs := make(chan error, len(g.Sources)+2)
 	wg.Add(1)
@@ -159,11 +178,21 @@ func (g *Gateway) Run(ctx context.Context) error {
 			cancel()
 		}
 	}()
-	for _, src := range g.Sources {
+	owner := g.opt.InstanceID
+	if owner == "" {
+		owner = InstanceID()
+	}
+	for i, src := range g.Sources {
+		mailbox := g.Cfg.Mailboxes[i].Address
+		h := g.Handler(mailbox)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := src.Run(ctx, g.Pipeline.Handle); err != nil && !errors.Is(err, context.Canceled) {
+			// Only the holder of the mailbox's lease reads it; other
+			// instances stand by and take over when it dies.
+			err := RunLeased(ctx, g.Store, mailbox, owner, g.opt.LeaseTTL, g.Log.With("component", "lease"),
+				func(ctx context.Context) error { return g.readMailbox(ctx, i, src, h) })
+			if err != nil && !errors.Is(err, context.Canceled) {
 				errs <- fmt.Errorf("mailbox: %w", err)
 				cancel()
 			}
@@ -174,6 +203,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	close(errs)
 	var all []error
 	for err := range errs {
+		all = append(all, err)
+	}
+	if err := stopHTTP(); err != nil {
 		all = append(all, err)
 	}
 	g.Log.Info("gateway stopped")
@@ -195,6 +227,7 @@ func (g *Gateway) Close() {
 // ConfigReloaded reports the outcome of a configuration load or reload (the
 // running configuration is kept when ok is false).
 func (g *Gateway) ConfigReloaded(ok bool) {
+	g.Metrics.ConfigLoaded(ok, g.opt.Now())
 	if g.opt.OnReload != nil {
 		g.opt.OnReload(ok)
 	}

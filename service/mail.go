@@ -243,6 +243,11 @@ func (p *Pipeline) composeForwardOf(dec Decision, t domain.Ticket, raw []byte, f
 	return store.OutboxEntry{Key: key, Kind: "forward", Ticket: t.ID, From: env.From, To: env.To, Raw: out}, id, nil
 }
 
+// NoTicketID is the X-Ticket-ID of a staff copy of mail that belongs to no
+// ticket (an unknown sender's, unauthenticated staff mail naming none):
+// notify.ComposeForward requires one.
+const NoTicketID = "none"
+
 // unknownSender handles mail from a sender no contract matches under
 // unknown_senders: reply (a polite notice, rate-limited by the outbox key per
 // sender and hour, and a copy to the staff queue) or ignore (filed only).
@@ -290,7 +295,7 @@ func (p *Pipeline) unknownSender(ctx context.Context, dec Decision, raw []byte, 
 		ReplyTo:    p.Cfg.Service.Address,
 		Subject:    "[unknown sender] " + m.Subject,
 		HeaderText: fmt.Sprintf("Mail from %s, who matches no contract. No ticket was opened; the sender got a notice.\n", m.From.Addr),
-		Original:   bytes.NewReader(raw), MessageID: fwdID,
+		Original:   bytes.NewReader(raw), MessageID: fwdID, TicketID: NoTicketID,
 		InReplyTo: m.MessageID, References: references(m), LoopMarker: p.Cfg.Service.Address, Date: p.Now(),
 	})
 	if err != nil {

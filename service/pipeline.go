@@ -86,14 +86,22 @@ func NewPipeline(cfg *rules.Config, tmpl *notify.Templates, st Store, log *slog.
 // source may then move it to the processed folder. It is idempotent: the same
 // message handled twice (after a crash before the move) yields the same
 // ticket and no second mail.
+//
+// A message without a UID (f.UID == 0: pushed over LMTP, not read from an
+// IMAP folder, whose UIDs start at 1) has no per-UID processed marker: every
+// such message would share one. Its idempotency rests on the store's
+// deduplication by Message-ID (or a hash of the bytes) alone.
 func (p *Pipeline) Handle(ctx context.Context, f *ingest.Fetched) error {
 	ref := store.SourceRef{Mailbox: f.Mailbox, UIDValidity: f.UIDValidity, UID: f.UID}
-	if id, ok, err := p.Store.Processed(ctx, ref); err != nil {
-		return fmt.Errorf("check processed uid %d: %w", f.UID, err)
-	} else if ok {
-		p.Log.Info("already processed", "uid", f.UID, "ticket", id)
-		p.outcome(Outcome{Ticket: domain.Ticket{ID: id}, Action: "already-processed"})
-		return nil
+	hasUID := f.UID != 0
+	if hasUID {
+		if id, ok, err := p.Store.Processed(ctx, ref); err != nil {
+			return fmt.Errorf("check processed uid %d: %w", f.UID, err)
+		} else if ok {
+			p.Log.Info("already processed", "uid", f.UID, "ticket", id)
+			p.outcome(Outcome{Ticket: domain.Ticket{ID: id}, Action: "already-processed"})
+			return nil
+		}
 	}
 	max := p.Cfg.Limits.MaxMessageBytes
 	if max <= 0 {
@@ -121,8 +129,10 @@ func (p *Pipeline) Handle(ctx context.Context, f *ingest.Fetched) error {
 	if err := p.fault("before-mark", m); err != nil {
 		return err
 	}
-	if err := p.Store.MarkProcessed(ctx, ref, out.Ticket.ID); err != nil {
-		return fmt.Errorf("mark uid %d processed: %w", f.UID, err)
+	if hasUID {
+		if err := p.Store.MarkProcessed(ctx, ref, out.Ticket.ID); err != nil {
+			return fmt.Errorf("mark uid %d processed: %w", f.UID, err)
+		}
 	}
 	p.outcome(out)
 	return nil

@@ -22,6 +22,18 @@ type MailSender interface {
 	Send(ctx context.Context, env notify.Envelope, raw []byte) error
 }
 
+// SendObserver is told how each send attempt ended (implemented by
+// *metrics.Metrics).
+type SendObserver interface {
+	// MailSent: the relay accepted mail of kind at sent; arrived is when the
+	// message that caused it reached the gateway (zero when unknown).
+	MailSent(kind string, arrived, sent time.Time)
+	// MailFailed: an attempt failed and will be retried (or, permanent
+	// and out of attempts, is dropped: MailDropped follows).
+	MailFailed(kind string, temporary bool)
+	MailDropped(kind string)
+}
+
 // OutboxSender drains the outbox to SMTP: it claims due entries with a lease
 // (so several instances never send one entry twice while it is in flight, and
 // a crashed instance's claims come back when the lease ends), sends each, and
@@ -40,6 +52,8 @@ type OutboxSender struct {
 	// at error level). Temporary failures are retried for as long as the
 	// entry is retained.
 	MaxAttempts int
+	// Observer, when set, is told the result of every attempt (metrics).
+	Observer SendObserver
 
 	kick chan struct{}
 	once sync.Once
@@ -164,6 +178,7 @@ func (o *OutboxSender) sendOne(ctx context.Context, e store.OutboxEntry) {
 	// Record the result with a fresh context for the same reason.
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
+	o.observe(e, err)
 	if err == nil {
 		if aerr := o.Outbox.AckOutbox(actx, e.Key, o.Now()); aerr != nil {
 			log.Error("outbox: sent but not acknowledged; it will be sent again", "err", aerr)
@@ -174,6 +189,9 @@ func (o *OutboxSender) sendOne(ctx context.Context, e store.OutboxEntry) {
 	}
 	if !notify.IsTemporary(err) && e.Attempts >= o.MaxAttempts {
 		log.Error("outbox: giving up after permanent failures", "err", err)
+		if o.Observer != nil {
+			o.Observer.MailDropped(e.Kind)
+		}
 		if aerr := o.Outbox.AckOutbox(actx, e.Key, o.Now()); aerr != nil {
 			log.Error("outbox: drop failed", "err", aerr)
 		}
@@ -183,6 +201,17 @@ func (o *OutboxSender) sendOne(ctx context.Context, e store.OutboxEntry) {
 	log.Warn("outbox: send failed, will retry", "err", err, "retry_at", at)
 	if rerr := o.Outbox.RetryOutbox(actx, e.Key, at, err.Error()); rerr != nil {
 		log.Error("outbox: reschedule failed; the lease brings it back", "err", rerr)
+	}
+}
+
+// observe tells the Observer how sending e ended (err nil: sent).
+func (o *OutboxSender) observe(e store.OutboxEntry, err error) {
+	switch {
+	case o.Observer == nil:
+	case err == nil:
+		o.Observer.MailSent(e.Kind, e.Arrived, o.Now())
+	default:
+		o.Observer.MailFailed(e.Kind, notify.IsTemporary(err))
 	}
 }
 

@@ -2,6 +2,7 @@ package service
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"html"
@@ -502,7 +503,7 @@ func (p *Pipeline) forwardEntry(m *domain.Message, raw []byte, subject, text, ht
 		To:   p.Cfg.Staff.Queue, ReplyTo: p.Cfg.Service.Address, Subject: subject,
 		HeaderText: text, HeaderHTML: htmlText, Original: bytes.NewReader(raw),
 		MessageID: id, InReplyTo: m.MessageID, References: references(m),
-		LoopMarker: p.Cfg.Service.Address, TicketID: ticketID, Date: p.Now(),
+		LoopMarker: p.Cfg.Service.Address, TicketID: cmp.Or(ticketID, NoTicketID), Date: p.Now(),
 	})
 	if err != nil {
 		return store.OutboxEntry{}, "", fmt.Errorf("compose forward: %w", err)

@@ -27,6 +27,12 @@ type OutboxEntry struct {
 	// into Redis.
 	Ref *SourceRef
 
+	// Arrived is when the message that caused this mail reached the gateway
+	// (zero when unknown, e.g. SLA notices); it is kept with the entry so
+	// the arrival-to-send time can be measured by whichever instance sends
+	// it. Enqueue takes it from the context (WithArrival) when unset.
+	Arrived time.Time
+
 	Attempts  int       // attempts started, this claim included (set by ClaimOutbox)
 	NextTry   time.Time // when the entry is due (Enqueue: zero means now)
 	LastError string    // error text of the last failed attempt
@@ -41,6 +47,7 @@ type outboxPayload struct {
 	Raw      []byte     `json:"raw,omitempty"`
 	Ref      *SourceRef `json:"ref,omitempty"`
 	Enqueued time.Time  `json:"enqueued"`
+	Arrived  time.Time  `json:"arrived,omitzero"` // absent in entries queued before it existed
 }
 
 var enqueueScript = redis.NewScript(`
@@ -71,7 +78,11 @@ func (s *Store) Enqueue(ctx context.Context, e OutboxEntry, now time.Time) (adde
 	if len(e.To) == 0 || (len(e.Raw) == 0 && e.Ref == nil) {
 		return false, fmt.Errorf("enqueue mail %s: no recipients or no message", e.Key)
 	}
-	payload, err := json.Marshal(outboxPayload{Kind: e.Kind, Ticket: e.Ticket, From: e.From, To: e.To, Raw: e.Raw, Ref: e.Ref, Enqueued: now.UTC()})
+	if e.Arrived.IsZero() {
+		e.Arrived = ArrivalFrom(ctx)
+	}
+	payload, err := json.Marshal(outboxPayload{Kind: e.Kind, Ticket: e.Ticket, From: e.From, To: e.To, Raw: e.Raw, Ref: e.Ref,
+		Enqueued: now.UTC(), Arrived: e.Arrived.UTC()})
 	if err != nil {
 		return false, fmt.Errorf("enqueue mail %s: encode: %w", e.Key, err)
 	}
@@ -156,7 +167,7 @@ func (s *Store) ClaimOutbox(ctx context.Context, now time.Time, lease time.Durat
 			return out, fmt.Errorf("claim mail %s: %w", res[i], err)
 		}
 		out = append(out, OutboxEntry{
-			Key: res[i], Kind: p.Kind, Ticket: p.Ticket, From: p.From, To: p.To, Raw: p.Raw, Ref: p.Ref,
+			Key: res[i], Kind: p.Kind, Ticket: p.Ticket, From: p.From, To: p.To, Raw: p.Raw, Ref: p.Ref, Arrived: p.Arrived,
 			Attempts: attempts, NextTry: due, LastError: res[i+3],
 		})
 	}

@@ -66,6 +66,7 @@ type result struct {
 	sent         time.Duration   // ready to the last mail accepted
 	cpuWindow    time.Duration   // gateway CPU from ready to the last mail (process mode)
 	cpuTotal     time.Duration   // gateway CPU of the whole process, rusage at exit
+	user, sys    time.Duration   // its user and system parts
 	gc           harness.GCStats // the gateway's garbage collections in the drain window (-gctrace)
 	processSelf  time.Duration   // this process's CPU during the drain (inproc: gateway + servers)
 	redisCPU     time.Duration   // Redis server CPU during the drain (upper bound: shared server)
@@ -169,8 +170,8 @@ func run(ctx context.Context, o options) error {
 		fmt.Printf("       %.0f msg/s to the last mail accepted (%s), %.0f msg/s to the folder empty (%s)\n",
 			res.rate(), res.sent.Round(time.Millisecond), res.storedRate(), res.stored.Round(time.Millisecond))
 		if o.mode == "process" {
-			fmt.Printf("       gateway CPU per message %s in the drain window; whole process %s total = %s per message net of the idle start\n",
-				harness.Ms(res.cpuWindow/n), harness.Ms(res.cpuTotal), harness.Ms((res.cpuTotal-idle)/n))
+			fmt.Printf("       gateway CPU per message %s in the drain window; whole process %s (user %s + system %s) = %s per message net of the idle start\n",
+				harness.Ms(res.cpuWindow/n), harness.Ms(res.cpuTotal), harness.Ms(res.user), harness.Ms(res.sys), harness.Ms((res.cpuTotal-idle)/n))
 			fmt.Printf("       start-up to ready %s\n", res.startup.Round(time.Millisecond))
 			if o.gctrace {
 				fmt.Printf("       garbage collection in the drain window: %d cycles, %s CPU = %s per message (%.0f%% of the gateway's CPU)\n",
@@ -293,7 +294,7 @@ func oneRun(ctx context.Context, o options, root, dir string, lastRun bool) (res
 	stopGateway := func() error {
 		if child != nil {
 			user, sys, err := child.Stop(30 * time.Second)
-			res.cpuTotal = user + sys
+			res.cpuTotal, res.user, res.sys = user+sys, user, sys
 			return err
 		}
 		return inp.Stop()

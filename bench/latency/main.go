@@ -27,6 +27,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"sync"
 	"syscall"
 	"time"
@@ -48,6 +49,7 @@ type options struct {
 	logLevel  string
 	perMsg    time.Duration
 	env       harness.EnvFlag
+	profile   string
 	keep      bool
 }
 
@@ -59,6 +61,7 @@ const settle = 200 * time.Millisecond
 type result struct {
 	ack, fwd, stored harness.Summary
 	cpuPerMsg        time.Duration // process mode only
+	user, sys        time.Duration // the gateway process's totals at exit (process mode)
 	tally            harness.Tally
 }
 
@@ -73,6 +76,7 @@ func main() {
 	flag.StringVar(&o.bin, "gateway", "", "gateway binary (default: build ./cmd/gateway)")
 	flag.StringVar(&o.logLevel, "log-level", "info", "the gateway's log level")
 	flag.DurationVar(&o.perMsg, "timeout", 10*time.Second, "give up when one message's mail takes longer")
+	flag.StringVar(&o.profile, "profile", "", "inproc: write a CPU profile of the measured messages of the last run to this file")
 	flag.Var(&o.env, "gateway-env", "KEY=VALUE added to the gateway process's environment, e.g. GOGC=400 (repeatable)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (config, gateway logs)")
 	flag.Parse()
@@ -105,6 +109,8 @@ func (o options) validate() error {
 		return fmt.Errorf("-timeout %s: want up to 5m", o.perMsg)
 	case len(o.env) > 0 && o.mode != "process":
 		return errors.New("-gateway-env needs -mode process")
+	case o.profile != "" && o.mode != "inproc":
+		return errors.New("-profile needs -mode inproc (the gateway binary has no profiling endpoint)")
 	}
 	return nil
 }
@@ -136,7 +142,7 @@ func run(ctx context.Context, o options) error {
 	var results []result
 	for r := 1; r <= o.runs; r++ {
 		load := harness.LoadAvg()
-		res, err := oneRun(ctx, o, root, filepath.Join(dir, fmt.Sprintf("run%d", r)))
+		res, err := oneRun(ctx, o, root, filepath.Join(dir, fmt.Sprintf("run%d", r)), r == o.runs)
 		if err != nil {
 			return fmt.Errorf("run %d: %w", r, err)
 		}
@@ -146,7 +152,8 @@ func run(ctx context.Context, o options) error {
 		if o.mode == "inproc" {
 			fmt.Printf("       stored  %s\n", res.stored)
 		} else {
-			fmt.Printf("       gateway cpu per message %s\n", harness.Ms(res.cpuPerMsg))
+			fmt.Printf("       gateway cpu per message %s; whole process (warm-up and start included) user %s + system %s\n",
+				harness.Ms(res.cpuPerMsg), harness.Ms(res.user), harness.Ms(res.sys))
 		}
 		fmt.Printf("       %s\n", res.tally)
 		if !res.tally.ExactlyOnce() {
@@ -181,7 +188,11 @@ type gateway struct {
 	stored map[string]time.Time // customer Message-ID -> OnOutcome time (inproc)
 }
 
-func oneRun(ctx context.Context, o options, root, dir string) (res result, err error) {
+func oneRun(ctx context.Context, o options, root, dir string, lastRun bool) (res result, err error) {
+	profile := ""
+	if lastRun {
+		profile = o.profile
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return res, err
 	}
@@ -261,7 +272,8 @@ func oneRun(ctx context.Context, o options, root, dir string) (res result, err e
 	}
 	stopGateway := func() error {
 		if g.child != nil {
-			_, _, err := g.child.Stop(30 * time.Second)
+			user, sys, err := g.child.Stop(30 * time.Second)
+			res.user, res.sys = user, sys
 			return err
 		}
 		return g.inp.Stop()
@@ -271,9 +283,16 @@ func oneRun(ctx context.Context, o options, root, dir string) (res result, err e
 	var acks, fwds, stored []time.Duration
 	var ids []string
 	var cpu0 time.Duration
+	stopProfile := func() error { return nil }
 	for i := range o.warmup + o.n {
 		if i == o.warmup && g.child != nil {
 			if cpu0, err = g.child.CPU(); err != nil {
+				return res, errors.Join(err, stopGateway())
+			}
+		}
+		if i == o.warmup && g.inp != nil && profile != "" {
+			stopProfile, err = startProfile(profile)
+			if err != nil {
 				return res, errors.Join(err, stopGateway())
 			}
 		}
@@ -313,6 +332,9 @@ func oneRun(ctx context.Context, o options, root, dir string) (res result, err e
 			}
 		}
 	}
+	if err := stopProfile(); err != nil {
+		return res, errors.Join(err, stopGateway())
+	}
 	if g.child != nil {
 		cpu1, err := g.child.CPU()
 		if err != nil {
@@ -328,6 +350,26 @@ func oneRun(ctx context.Context, o options, root, dir string) (res result, err e
 	res.ack, res.fwd, res.stored = harness.Summarize(acks), harness.Summarize(fwds), harness.Summarize(stored)
 	res.tally, err = harness.Count(ctx, w, ids)
 	return res, err
+}
+
+// startProfile starts a CPU profile into path and returns what stops it.
+func startProfile(path string) (func() error, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("start cpu profile: %w", err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("write cpu profile: %w", err)
+		}
+		fmt.Printf("cpu profile of the measured messages written to %s\n", path)
+		return nil
+	}, nil
 }
 
 // waitConnected waits until every mailbox of an in-process gateway has its

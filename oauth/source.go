@@ -1,0 +1,324 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+const (
+	// DefaultTimeout bounds one request to the token endpoint.
+	DefaultTimeout = 30 * time.Second
+	// refreshShare is the share of a token's lifetime after which it is
+	// refreshed ...
+	refreshShare = 0.8
+	// ... unless that is earlier than refreshMargin before expiry.
+	refreshMargin = 5 * time.Minute
+	// expirySkew is how close to its expiry a cached token is still handed
+	// out when a refresh fails: it must survive the trip to the server.
+	expirySkew = 30 * time.Second
+	// failedRefreshHold is how long a still-valid token is used without
+	// asking the endpoint again after a failed refresh.
+	failedRefreshHold = 30 * time.Second
+)
+
+// Observer hears about refreshes, for metrics. Its methods are called
+// synchronously after each request to the token endpoint and must not
+// block. name is Config.Name.
+type Observer interface {
+	TokenRefreshed(name string, expiry time.Time)
+	TokenRefreshFailed(name string, err error)
+}
+
+// Config configures a Source.
+type Config struct {
+	// Name identifies the credential in logs, errors and Observer calls
+	// (typically the mailbox address).
+	Name string
+	// TokenURL is the token endpoint: https, or http to a loopback host.
+	TokenURL string
+	// ClientID is the application (client) id; required.
+	ClientID string
+	// ClientSecret is sent as client_secret when set; required for the
+	// client-credentials grant, optional for public clients.
+	ClientSecret string
+	// RefreshToken selects the refresh-token grant; without it the source
+	// uses the client-credentials grant.
+	RefreshToken string
+	// Scopes are requested space-separated (see DefaultScopes); none are
+	// sent when empty.
+	Scopes []string
+	// HTTPClient sends the requests. The default one uses the
+	// environment's proxy settings and follows no redirects.
+	HTTPClient *http.Client
+	// Timeout bounds one request (default 30s); the caller's context
+	// bounds how long Token waits.
+	Timeout time.Duration
+	// Observer, if set, hears about every refresh.
+	Observer Observer
+	// Logger receives refresh, rotation and failure events; never a
+	// token. Nil discards.
+	Logger *slog.Logger
+	// Now is the clock (tests); default time.Now.
+	Now func() time.Time
+}
+
+// LogValue implements slog.LogValuer without the secrets.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("name", c.Name),
+		slog.String("token_url", c.TokenURL),
+		slog.String("client_id", c.ClientID),
+		slog.String("grant", c.grant()),
+		slog.String("scopes", strings.Join(c.Scopes, " ")),
+	)
+}
+
+func (c Config) grant() string {
+	if c.RefreshToken != "" {
+		return GrantRefreshToken
+	}
+	return GrantClientCredentials
+}
+
+// validate reports every problem at once.
+func (c Config) validate() error {
+	var errs []error
+	if err := CheckTokenURL(c.TokenURL); err != nil {
+		errs = append(errs, err)
+	}
+	if c.ClientID == "" {
+		errs = append(errs, errors.New("client id: required"))
+	}
+	if c.RefreshToken == "" && c.ClientSecret == "" {
+		errs = append(errs, errors.New("no refresh token: the client-credentials grant needs a client secret"))
+	}
+	if c.RefreshToken != "" && !validToken(c.RefreshToken) {
+		errs = append(errs, errors.New("refresh token: has characters outside printable ASCII"))
+	}
+	for _, sc := range c.Scopes {
+		if sc == "" || strings.ContainsAny(sc, " \t\r\n") {
+			errs = append(errs, fmt.Errorf("scope %q: must be one non-empty word", sc))
+		}
+	}
+	if c.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("timeout %v is negative", c.Timeout))
+	}
+	return errors.Join(errs...)
+}
+
+// CheckTokenURL accepts an absolute https URL, or http to a loopback host
+// (tests, local proxies), without user info or fragment.
+func CheckTokenURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || s == "" {
+		return fmt.Errorf("token url %q: want an absolute https URL", s)
+	}
+	switch {
+	case u.Host == "" || !u.IsAbs():
+		return fmt.Errorf("token url %q: want an absolute https URL", s)
+	case u.User != nil:
+		return fmt.Errorf("token url %q: must not carry user info", u.Redacted())
+	case u.Fragment != "":
+		return fmt.Errorf("token url %q: must not have a fragment", s)
+	case u.Scheme == "https":
+		return nil
+	case u.Scheme == "http" && isLoopback(u.Hostname()):
+		return nil
+	case u.Scheme == "http":
+		return fmt.Errorf("token url %q: http would send the credentials unencrypted: want https (http only to a loopback host)", s)
+	}
+	return fmt.Errorf("token url %q: unsupported scheme %q: want https", s, u.Scheme)
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Source hands out access tokens for one credential. It is safe for
+// concurrent use.
+type Source struct {
+	cfg    Config
+	grant  string
+	client *http.Client
+	log    *slog.Logger
+	now    func() time.Time
+
+	mu      sync.Mutex
+	refresh string  // current refresh token; replaced when rotated
+	tok     token   // cached access token; zero when none
+	flight  *flight // the request in progress, shared by all callers
+}
+
+// token is a cached access token.
+type token struct {
+	access    string
+	expiry    time.Time // as announced, from the moment the request was sent
+	refreshAt time.Time // when to ask for a new one
+}
+
+// flight is one request to the endpoint and its outcome.
+type flight struct {
+	done   chan struct{}
+	access string
+	err    error
+}
+
+// NewSource checks cfg and returns a Source. It does not contact the
+// endpoint: the first Token call does.
+func NewSource(cfg Config) (*Source, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("oauth config for %s: %w", cfg.Name, err)
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	cfg.Scopes = append([]string(nil), cfg.Scopes...)
+	s := &Source{cfg: cfg, grant: cfg.grant(), client: cfg.HTTPClient, log: cfg.Logger, now: cfg.Now, refresh: cfg.RefreshToken}
+	if s.client == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		s.client = &http.Client{
+			Transport: tr, // the request's context carries the timeout
+			// A redirect could carry the credentials (307/308 resend the
+			// body) to another host: token endpoints do not redirect.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.log = s.log.With(slog.String("oauth", cfg.Name))
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s, nil
+}
+
+// Name returns Config.Name.
+func (s *Source) Name() string { return s.cfg.Name }
+
+// Grant returns GrantRefreshToken or GrantClientCredentials.
+func (s *Source) Grant() string { return s.grant }
+
+// Token returns an access token valid for a while yet: the cached one until
+// 80 % of its lifetime (at most until 5 minutes before expiry), then a new
+// one from the endpoint. Concurrent callers share one request, which ctx
+// does not cancel (other callers may be waiting for it); ctx bounds only
+// this caller's wait.
+//
+// When a refresh fails, a cached token that has not yet expired is
+// returned (and the failure reported to the Observer and the log);
+// otherwise the error is a *RefreshError, or ctx's error.
+func (s *Source) Token(ctx context.Context) (string, error) {
+	s.mu.Lock()
+	if s.tok.access != "" && s.now().Before(s.tok.refreshAt) {
+		access := s.tok.access
+		s.mu.Unlock()
+		return access, nil
+	}
+	f := s.flight
+	if f == nil {
+		f = &flight{done: make(chan struct{})}
+		s.flight = f
+		go s.run(context.WithoutCancel(ctx), f, s.refresh)
+	}
+	s.mu.Unlock()
+	select {
+	case <-f.done:
+		return f.access, f.err
+	case <-ctx.Done():
+		return "", fmt.Errorf("wait for oauth token for %s: %w", s.cfg.Name, ctx.Err())
+	}
+}
+
+// run performs the request of f and publishes its outcome.
+func (s *Source) run(ctx context.Context, f *flight, refresh string) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	sent := s.now()
+	res, err := s.request(ctx, refresh)
+
+	var (
+		expiry   time.Time
+		rotated  bool
+		fallback time.Time // expiry of the cached token used despite err
+	)
+	s.mu.Lock()
+	if err == nil {
+		expiry = sent.Add(res.lifetime)
+		s.tok = token{access: res.access, expiry: expiry, refreshAt: refreshAt(sent, res.lifetime)}
+		if res.refresh != "" && res.refresh != s.refresh {
+			s.refresh, rotated = res.refresh, true
+		}
+		f.access = res.access
+	} else if now := s.now(); s.tok.access != "" && now.Add(expirySkew).Before(s.tok.expiry) {
+		f.access, fallback = s.tok.access, s.tok.expiry
+		s.tok.refreshAt = now.Add(min(failedRefreshHold, s.tok.expiry.Sub(now)/2))
+	} else {
+		f.err = err
+	}
+	s.flight = nil
+	s.mu.Unlock()
+
+	obs := s.cfg.Observer
+	if err == nil {
+		s.log.Debug("oauth token refreshed", slog.String("grant", s.grant),
+			slog.Duration("lifetime", res.lifetime), slog.Time("expiry", expiry))
+		if rotated {
+			s.log.Info("oauth refresh token rotated by the endpoint; using the new one (kept in memory only)")
+		}
+		if obs != nil {
+			obs.TokenRefreshed(s.cfg.Name, expiry)
+		}
+	} else {
+		if fallback.IsZero() {
+			s.log.Error("oauth token refresh failed", slog.Any("err", err))
+		} else {
+			s.log.Warn("oauth token refresh failed; using the cached token until it expires",
+				slog.Any("err", err), slog.Time("expiry", fallback))
+		}
+		if obs != nil {
+			obs.TokenRefreshFailed(s.cfg.Name, err)
+		}
+	}
+	close(f.done)
+}
+
+// refreshAt is when a token obtained at sent with lifetime d is refreshed:
+// at 80 % of d, but no earlier than 5 minutes before it expires.
+func refreshAt(sent time.Time, d time.Duration) time.Time {
+	margin := min(time.Duration(float64(d)*(1-refreshShare)), refreshMargin)
+	return sent.Add(d - margin)
+}
+
+// Invalidate drops the cached token if it is access (a server refused it),
+// so that the next Token call asks the endpoint. It reports whether it did;
+// a token already replaced is left alone.
+func (s *Source) Invalidate(access string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if access == "" || s.tok.access != access {
+		return false
+	}
+	s.tok = token{}
+	s.log.Info("oauth access token invalidated after the server refused it")
+	return true
+}
+
+// Expiry returns the expiry of the cached token (zero when none).
+func (s *Source) Expiry() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tok.expiry
+}
