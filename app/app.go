@@ -55,6 +55,8 @@ func Main(ctx context.Context, args []string, env Env) int {
 		err = cmdDemo(ctx, args[1:], env)
 	case "tickets":
 		err = cmdTickets(ctx, args[1:], env)
+	case "rebuild":
+		err = cmdRebuild(ctx, args[1:], env)
 	case "report":
 		err = cmdReport(ctx, args[1:], env)
 	case "version", "--version", "-v":
@@ -96,6 +98,7 @@ commands:
   report   qbr -c FILE --contract ID|--all --quarter YYYY-Qn [-o FILE|DIR] [--csv FILE]
                             the quarterly review (HTML with charts, CSV of the figures)
   tickets  list|show -c FILE read the state: open tickets, deadlines, timers, outbox
+  rebuild  -c FILE [--force] rebuild the state from the processed folders after Redis lost it (sends nothing)
   version                   print the version
 `, "\n"))
 }

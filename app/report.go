@@ -1,21 +1,25 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/northwind-it/ticketgw/report"
 	"github.com/northwind-it/ticketgw/rules"
+	"github.com/northwind-it/ticketgw/service"
 	"github.com/northwind-it/ticketgw/sla"
 )
 
-const reportUsage = "qbr -c FILE (--contract ID | --all) --quarter YYYY-Qn [-o FILE|DIR] [--csv FILE] [--lang he|en] [--as-of TIME]"
+const reportUsage = "qbr -c FILE (--contract ID | --all) --quarter YYYY-Qn [-o FILE|DIR] [--csv FILE] [--lang he|en] [--as-of TIME] [--send]"
 
 // cmdReport is `gateway report qbr`: the quarterly review of one contract
 // (or of every contract with --all) from the tickets and events in Redis.
+// --send queues it in the outbox for the contract's representative and
+// customer_contacts, once per contract and quarter (service.QBRKey): the
+// running gateway's outbox sender mails it.
 func cmdReport(ctx context.Context, args []string, env Env) error {
 	if len(args) == 0 || args[0] != "qbr" {
 		fmt.Fprintf(env.Stderr, "usage: gateway report %s\n", reportUsage)
@@ -30,6 +34,7 @@ func cmdReport(ctx context.Context, args []string, env Env) error {
 	csvOut := fs.String("csv", "", "also write the figures as CSV to `file` (with --all: a directory)")
 	lang := fs.String("lang", "", "report language he|en (default: the contract's)")
 	asOf := fs.String("as-of", "", "describe the state at `TIME` (RFC 3339 or YYYY-MM-DDTHH:MM); default now")
+	send := fs.Bool("send", false, "mail it to the contract's representative and customer_contacts through the outbox (once per contract and quarter; the running gateway sends it); without -o nothing is written to stdout")
 	rest, err := parseInterleaved(fs, args[1:])
 	if err != nil {
 		return errUsage
@@ -74,6 +79,7 @@ func cmdReport(ctx context.Context, args []string, env Env) error {
 			}
 		}
 	}
+	var notMailed []string
 	for _, c := range contracts {
 		at := now
 		if *asOf != "" {
@@ -89,8 +95,8 @@ func cmdReport(ctx context.Context, args []string, env Env) error {
 		if err != nil {
 			return err
 		}
-		var page, csv bytes.Buffer
-		if err := report.RenderHTML(&page, r, *lang); err != nil {
+		files, err := service.RenderQBR(r, *lang)
+		if err != nil {
 			return err
 		}
 		htmlPath, csvPath := *out, *csvOut
@@ -103,24 +109,43 @@ func cmdReport(ctx context.Context, args []string, env Env) error {
 				csvPath = filepath.Join(csvPath, name+".csv")
 			}
 		}
-		if htmlPath == "" {
-			if _, err := env.Stdout.Write(page.Bytes()); err != nil {
+		switch {
+		case htmlPath != "":
+			if err := os.WriteFile(htmlPath, files.HTML, 0o644); err != nil {
 				return fmt.Errorf("write report: %w", err)
 			}
-		} else if err := os.WriteFile(htmlPath, page.Bytes(), 0o644); err != nil {
-			return fmt.Errorf("write report: %w", err)
+		case !*send:
+			if _, err := env.Stdout.Write(files.HTML); err != nil {
+				return fmt.Errorf("write report: %w", err)
+			}
 		}
 		if csvPath != "" {
-			if err := report.RenderCSV(&csv, r); err != nil {
-				return err
-			}
-			if err := os.WriteFile(csvPath, csv.Bytes(), 0o644); err != nil {
+			if err := os.WriteFile(csvPath, files.CSV, 0o644); err != nil {
 				return fmt.Errorf("write report csv: %w", err)
 			}
 		}
 		if htmlPath != "" {
 			fmt.Fprintf(env.Stderr, "%s %s: %d tickets, %d findings -> %s\n", c.ID, q, r.Total.Count, len(r.Findings), htmlPath)
 		}
+		if *send {
+			if _, _, ok := service.QBRRecipients(c); !ok {
+				fmt.Fprintf(env.Stderr, "%s %s: not mailed: %v\n", c.ID, q, service.ErrNoRecipients)
+				notMailed = append(notMailed, c.ID)
+				continue
+			}
+			e, added, err := service.EnqueueQBR(ctx, st, cfg, c, files, now)
+			if err != nil {
+				return err
+			}
+			if added {
+				fmt.Fprintf(env.Stderr, "%s %s: queued for %s (outbox key %s); the running gateway sends it\n", c.ID, q, strings.Join(e.To, ", "), e.Key)
+			} else {
+				fmt.Fprintf(env.Stderr, "%s %s: already queued or sent (outbox key %s): not queued again\n", c.ID, q, e.Key)
+			}
+		}
+	}
+	if len(notMailed) > 0 {
+		return fmt.Errorf("not mailed, for want of a representative or customer_contacts: %s", strings.Join(notMailed, ", "))
 	}
 	return nil
 }

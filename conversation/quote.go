@@ -569,15 +569,15 @@ func containsAny(s string, subs []string) bool {
 func HasOwnText(text string) bool {
 	lines := splitQuoted(text)
 	attribution := make([]bool, len(lines))
-	for b := range lines {
-		next := b + 1
-		for next < len(lines) && lines[next].blank() && lines[next].depth == 0 {
-			next++
-		}
-		if next < len(lines) && lines[next].depth > 0 {
+	quoteNext := false // the next line that is not blank at depth 0 is quoted
+	for b := len(lines) - 1; b >= 0; b-- {
+		if quoteNext {
 			for _, x := range attributionAt(lines, b, 0) {
 				attribution[x] = true
 			}
+		}
+		if l := lines[b]; l.depth > 0 || !l.blank() {
+			quoteNext = l.depth > 0
 		}
 	}
 	signature := false

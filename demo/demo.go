@@ -108,6 +108,9 @@ func NewWorld(ctx context.Context, opt WorldOptions) (*World, error) {
 	for i := range cfg.Mailboxes {
 		cfg.Mailboxes[i].PollInterval = time.Second
 	}
+	// /metrics, /healthz and /readyz on a free port: demos and tests run
+	// side by side, and next to a gateway that uses the configured one.
+	cfg.Service.HTTP = "127.0.0.1:0"
 	w.Config = cfg
 	return w, nil
 }

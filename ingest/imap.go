@@ -139,6 +139,7 @@ func (c IMAPConfig) LogValue() slog.Value {
 		slog.String("tls", c.TLS),
 		slog.String("username", c.Username),
 		slog.String("auth", c.Auth),
+		slog.Bool("oauth", c.TokenSource != nil),
 		slog.String("folder", c.Folder),
 		slog.String("processed_folder", c.ProcessedFolder),
 		slog.Bool("idle", c.IDLE),

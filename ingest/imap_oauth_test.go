@@ -141,7 +141,7 @@ func imapTokenSource(t *testing.T, tokens *oauthtest.Server, clock *imapFakeCloc
 	t.Helper()
 	src, err := oauth.NewSource(oauth.Config{
 		Name: imapTestUser, TokenURL: tokens.URL, ClientID: "client-id", RefreshToken: "rt-0",
-		Scopes: oauth.DefaultScopes(oauth.ProviderMicrosoft, oauth.IMAP, oauth.GrantRefreshToken),
+		Scopes:  oauth.DefaultScopes(oauth.ProviderMicrosoft, oauth.IMAP, oauth.GrantRefreshToken),
 		Timeout: 3 * time.Second, Observer: obs, Logger: imapTestLog(t), Now: clock.Now,
 	})
 	if err != nil {
@@ -256,8 +256,11 @@ func TestIMAPOAuthLoginErrors(t *testing.T) {
 		if _, failed := obs.counts(); failed != 1 {
 			t.Errorf("observer heard %d failures, want 1", failed)
 		}
-		if faults.dials != 0 {
-			t.Errorf("dialled the server %d times without a token", faults.dials)
+		faults.mu.Lock()
+		dials := faults.dials
+		faults.mu.Unlock()
+		if dials != 0 {
+			t.Errorf("dialled the server %d times without a token", dials)
 		}
 	})
 	for _, tc := range []struct{ method, status string }{
@@ -297,12 +300,19 @@ func TestIMAPOAuthLoginErrors(t *testing.T) {
 		tokens.Hold()
 		ts := newIMAPOAuthBench(t, tokens)
 		cfg := imapTestConfig(ts.imapTestServer)
-		cfg.Auth, cfg.TokenSource = imapAuthXOAuth2, imapTokenSource(t, tokens, &imapFakeClock{now: time.Now()}, nil)
+		tsrc := imapTokenSource(t, tokens, &imapFakeClock{now: time.Now()}, nil)
+		cfg.Auth, cfg.TokenSource = imapAuthXOAuth2, tsrc
 		src := NewSource(cfg, newIMAPCheckpoints(), imapTestLog(t))
 		ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 		defer cancel()
 		if _, err := src.connect(ctx); !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("connect: %v, want DeadlineExceeded", err)
+		}
+		// The abandoned request completes for the next caller (and logs
+		// before the test ends).
+		tokens.Release()
+		if _, err := tsrc.Token(t.Context()); err != nil || tokens.Requests() != 1 {
+			t.Fatalf("after release: %v, %d requests", err, tokens.Requests())
 		}
 	})
 }

@@ -40,7 +40,9 @@ func ConfigFromRules(cfg *rules.Config) Config {
 }
 
 // IMAPConfigFromRules returns the IMAP settings of the mailbox cfg.LMTP
-// names, whose processed folder receives the filed copies.
+// names (whose processed folder receives the filed copies) for a password
+// login. A mailbox with OAuth needs the gateway's token source: pass the
+// IMAPConfig the gateway builds for its IMAP source to FromRules instead.
 func IMAPConfigFromRules(cfg *rules.Config) (ingest.IMAPConfig, error) {
 	for _, mb := range cfg.Mailboxes {
 		if !strings.EqualFold(mb.Address, cfg.LMTP.Mailbox) {
@@ -51,7 +53,7 @@ func IMAPConfigFromRules(cfg *rules.Config) (ingest.IMAPConfig, error) {
 		case "plain", "login":
 			auth = mb.Auth
 		case "xoauth2", "oauthbearer":
-			return ingest.IMAPConfig{}, fmt.Errorf("lmtp mailbox %s: auth %s is not supported for filing yet", mb.Address, mb.Auth)
+			return ingest.IMAPConfig{}, fmt.Errorf("lmtp mailbox %s: auth %s needs the gateway's token source", mb.Address, mb.Auth)
 		}
 		return ingest.IMAPConfig{
 			Addr: net.JoinHostPort(mb.Host, strconv.Itoa(mb.Port)), TLS: mb.TLS,
@@ -63,21 +65,22 @@ func IMAPConfigFromRules(cfg *rules.Config) (ingest.IMAPConfig, error) {
 	return ingest.IMAPConfig{}, fmt.Errorf("lmtp mailbox %s: not a configured mailbox", cfg.LMTP.Mailbox)
 }
 
-// FromRules builds the LMTP server of cfg.LMTP, handing messages to h and
-// filing them with an IMAPAppender into the processed folder of the mailbox
-// cfg.LMTP names. It returns nil, nil when cfg has no lmtp section.
-func FromRules(cfg *rules.Config, h ingest.Handler, log *slog.Logger, opts []Option, appOpts ...AppenderOption) (*Server, error) {
+// FromRules builds the LMTP server of cfg.LMTP (nil, nil when cfg has no
+// lmtp section). It hands messages to h and files them with an
+// IMAPAppender into the processed folder of mailbox: the IMAP settings of
+// the mailbox cfg.LMTP names, as the gateway builds them for its IMAP
+// source (or IMAPConfigFromRules builds them for a password login).
+func FromRules(cfg *rules.Config, mailbox ingest.IMAPConfig, h ingest.Handler, log *slog.Logger, opts []Option, appOpts ...AppenderOption) (*Server, error) {
 	if cfg.LMTP == nil {
 		return nil, nil
+	}
+	if !strings.EqualFold(mailbox.Name, cfg.LMTP.Mailbox) {
+		return nil, fmt.Errorf("lmtp: filing settings are for mailbox %q, not %q", mailbox.Name, cfg.LMTP.Mailbox)
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	ic, err := IMAPConfigFromRules(cfg)
-	if err != nil {
-		return nil, err
-	}
-	app, err := NewIMAPAppender(ic, log.With("component", "lmtp-filing"), appOpts...)
+	app, err := NewIMAPAppender(mailbox, log.With("component", "lmtp-filing"), appOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("lmtp filing: %w", err)
 	}

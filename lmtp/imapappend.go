@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"github.com/northwind-it/ticketgw/ingest"
+	"github.com/northwind-it/ticketgw/oauth"
 )
 
 // IMAPAppender files messages into a mailbox's processed folder over a
@@ -44,9 +46,11 @@ func WithIMAPTLSConfig(c *tls.Config) AppenderOption {
 }
 
 // NewIMAPAppender files into cfg.ProcessedFolder of the account cfg
-// describes (the same settings the IMAP source uses; Folder, IDLE and the
-// polling settings are not used). cfg.CommandTimeout, when set, bounds each
-// call; otherwise the caller's context does.
+// describes: the same settings the IMAP source uses, including the OAuth
+// token source (share the source's, so that one refresh token has one
+// user); Folder, IDLE and the polling settings are not used.
+// cfg.CommandTimeout, when set, bounds each call; otherwise the caller's
+// context does.
 func NewIMAPAppender(cfg ingest.IMAPConfig, log *slog.Logger, opts ...AppenderOption) (*IMAPAppender, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -165,7 +169,7 @@ func (a *IMAPAppender) open(ctx context.Context, conn net.Conn) (*imapclient.Cli
 		return nil, fmt.Errorf("read imap greeting: %w", err)
 	}
 	if c.State() == imap.ConnStateNotAuthenticated {
-		if err := a.login(c); err != nil {
+		if err := a.login(ctx, c); err != nil {
 			c.Close()
 			return nil, err
 		}
@@ -173,9 +177,9 @@ func (a *IMAPAppender) open(ctx context.Context, conn net.Conn) (*imapclient.Cli
 	return c, nil
 }
 
-// login authenticates as the IMAP source does: AUTHENTICATE PLAIN when
-// configured or advertised, else LOGIN.
-func (a *IMAPAppender) login(c *imapclient.Client) error {
+// login authenticates as the IMAP source does: the configured method, or
+// without one AUTHENTICATE PLAIN when advertised, else LOGIN.
+func (a *IMAPAppender) login(ctx context.Context, c *imapclient.Client) error {
 	method := a.cfg.Auth
 	if method == "" {
 		method = "login"
@@ -184,15 +188,51 @@ func (a *IMAPAppender) login(c *imapclient.Client) error {
 		}
 	}
 	var err error
-	if method == "plain" {
+	switch method {
+	case "xoauth2", "oauthbearer":
+		err = a.authenticateToken(ctx, c, method)
+	case "plain":
 		err = c.Authenticate(sasl.NewPlainClient("", a.cfg.Username, a.cfg.Password))
-	} else {
+	default:
 		err = c.Login(a.cfg.Username, a.cfg.Password).Wait()
 	}
 	if err != nil {
 		return fmt.Errorf("log in as %q: %w", a.cfg.Username, err)
 	}
 	return nil
+}
+
+// authenticateToken runs AUTHENTICATE XOAUTH2 or OAUTHBEARER with a token
+// from the token source (or the static token in Password). A refused token
+// is invalidated, so that the next attempt gets a fresh one.
+func (a *IMAPAppender) authenticateToken(ctx context.Context, c *imapclient.Client, method string) error {
+	token := a.cfg.Password
+	if a.cfg.TokenSource != nil {
+		var err error
+		if token, err = a.cfg.TokenSource.Token(ctx); err != nil {
+			return fmt.Errorf("get access token: %w", err)
+		}
+	}
+	host, portStr, _ := net.SplitHostPort(a.cfg.Addr)
+	port, _ := strconv.Atoi(portStr)
+	cl, err := oauth.NewSASLClient(method, a.cfg.Username, token, host, port)
+	if err != nil {
+		return err
+	}
+	err = c.Authenticate(cl)
+	if err == nil {
+		return nil
+	}
+	if se := cl.ServerError(); se != nil {
+		err = fmt.Errorf("%w (%w)", err, se)
+	}
+	var ie *imap.Error
+	if errors.As(err, &ie) && ie.Type == imap.StatusResponseTypeNo && ie.Code != imap.ResponseCodeUnavailable || cl.ServerError() != nil {
+		if inv, ok := a.cfg.TokenSource.(ingest.TokenInvalidator); ok {
+			inv.Invalidate(token)
+		}
+	}
+	return err
 }
 
 // tlsConfig builds the client TLS configuration (certificates verified

@@ -11,6 +11,7 @@ import (
 	"net/textproto"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -40,6 +41,9 @@ type session struct {
 	s    *Server
 	log  *slog.Logger
 	from string
+
+	mu      sync.Mutex
+	pending func() // ends the delivery registered with Server.enter
 }
 
 func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
@@ -51,11 +55,48 @@ func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
 	return &session{s: s, log: s.log.With("remote", remote)}, nil
 }
 
-// Reset forgets the envelope (RSET, or the end of a transaction).
-func (ss *session) Reset() { ss.from = "" }
+// Reset forgets the envelope (RSET, or the end of a transaction). go-smtp
+// calls it once the answers to a message are written, which ends the
+// delivery for the graceful shutdown.
+func (ss *session) Reset() {
+	ss.from = ""
+	ss.finish()
+}
 
-// Logout ends the session.
-func (ss *session) Logout() error { return nil }
+// Logout ends the session (the connection is closed).
+func (ss *session) Logout() error {
+	ss.finish()
+	return nil
+}
+
+// begin registers a delivery in progress until its answer is written; it
+// fails once the server is stopping.
+func (ss *session) begin() (context.Context, bool) {
+	ctx, ok := ss.s.enter()
+	if !ok {
+		return nil, false
+	}
+	var once sync.Once
+	ss.mu.Lock()
+	prev := ss.pending
+	ss.pending = func() { once.Do(ss.s.leave) }
+	ss.mu.Unlock()
+	if prev != nil {
+		prev()
+	}
+	return ctx, true
+}
+
+// finish ends the registered delivery, if any.
+func (ss *session) finish() {
+	ss.mu.Lock()
+	f := ss.pending
+	ss.pending = nil
+	ss.mu.Unlock()
+	if f != nil {
+		f()
+	}
+}
 
 // Mail records the envelope sender ("" is the null sender <>).
 func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
@@ -87,14 +128,21 @@ func (ss *session) Data(r io.Reader) error { return ss.deliver(r) }
 // deliver reads, hands over and files one message, and returns its answer.
 func (ss *session) deliver(r io.Reader) error {
 	s := ss.s
-	ctx, ok := s.enter()
+	// The delivery ends when go-smtp has written the answer and resets the
+	// session (or the connection closes), so that a graceful stop does not
+	// close the connection between the handler's success and the 250.
+	ctx, ok := ss.begin()
 	if !ok {
 		s.tempFails.Add(1)
 		return errShuttingDown
 	}
-	defer s.leave()
 	raw, err := readMessage(r, ss.from, s.cfg.MaxMessageBytes)
 	if err != nil {
+		if !errors.Is(err, smtp.ErrDataTooLarge) {
+			// The transfer broke off (a closed connection, an aborted
+			// BDAT): there is nobody to answer.
+			ss.finish()
+		}
 		if errors.Is(err, smtp.ErrDataTooLarge) {
 			s.tooLarge.Add(1)
 			ss.log.Warn("lmtp message refused: too large", "max_message_bytes", s.cfg.MaxMessageBytes, "from", ss.from)

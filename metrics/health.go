@@ -29,9 +29,11 @@ type Readiness struct {
 
 type cachedCheck struct {
 	Check
-	mu  sync.Mutex // held during a probe: concurrent requests share it
-	at  time.Time  // when err was obtained; zero: never
-	err error
+	// lock is held during a probe, so that concurrent requests share it (a
+	// channel, so that a waiting request can give up).
+	lock chan struct{}
+	at   time.Time // when err was obtained; zero: never
+	err  error
 }
 
 // DefaultCheckTimeout bounds one probe.
@@ -45,7 +47,7 @@ func NewReadiness(timeout time.Duration, checks ...Check) *Readiness {
 	}
 	r := &Readiness{timeout: timeout}
 	for _, c := range checks {
-		r.checks = append(r.checks, &cachedCheck{Check: c})
+		r.checks = append(r.checks, &cachedCheck{Check: c, lock: make(chan struct{}, 1)})
 	}
 	return r
 }
@@ -69,10 +71,15 @@ func (r *Readiness) Check(ctx context.Context) error {
 
 // result returns the cached result while fresh, else probes. The probe does
 // not end when the request that started it is cancelled (its result is
-// cached for the next one), only at the timeout.
+// cached for the next one), only at the timeout; a request waiting for
+// another's probe gives up when cancelled.
 func (c *cachedCheck) result(ctx context.Context, timeout time.Duration) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	select {
+	case c.lock <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-c.lock }()
 	if !c.at.IsZero() && time.Since(c.at) < c.TTL {
 		return c.err
 	}

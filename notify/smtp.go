@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-sasl"
@@ -49,10 +50,14 @@ type SMTPConfig struct {
 	// (a private CA); nil uses the system pool.
 	RootCAs  *x509.CertPool
 	Username string
-	Password string // password or, for xoauth2/oauthbearer, the access token
+	Password string // password or, for xoauth2/oauthbearer without TokenSource, a static access token
 	// Auth is plain | login | xoauth2 | oauthbearer | none; default plain
 	// when Username is set, else none.
-	Auth        string
+	Auth string
+	// TokenSource supplies the access token for xoauth2 and oauthbearer: it
+	// is asked for one at each new connection (pooled connections stay
+	// authenticated).
+	TokenSource TokenSource
 	Connections int           // parallel SMTP sessions, default 4
 	Timeout     time.Duration // per message, connecting included; default 2m
 	HELO        string        // EHLO name; default the host name
@@ -66,6 +71,7 @@ func (c SMTPConfig) LogValue() slog.Value {
 		slog.String("tls", c.TLS),
 		slog.String("auth", c.Auth),
 		slog.String("username", c.Username),
+		slog.Bool("oauth", c.TokenSource != nil),
 		slog.Bool("insecure_skip_verify", c.InsecureSkipVerify),
 		slog.Int("connections", c.Connections),
 		slog.Duration("timeout", c.Timeout),
@@ -140,7 +146,7 @@ func (c SMTPConfig) validate() error {
 		if c.Username == "" {
 			errs = append(errs, fmt.Errorf("auth %s needs a username", c.Auth))
 		}
-		if c.Password == "" {
+		if c.Password == "" && (c.TokenSource == nil || !smtpTokenAuth(c.Auth)) {
 			errs = append(errs, fmt.Errorf("auth %s needs a password or token", c.Auth))
 		}
 	default:
@@ -180,6 +186,10 @@ type Sender struct {
 	tls  *tls.Config
 
 	slots chan struct{} // one token per session in use
+
+	// tokenInvalidated is set once a refused access token was invalidated
+	// and cleared by the next successful authentication.
+	tokenInvalidated atomic.Bool
 
 	mu     sync.Mutex
 	idle   []*smtpConn // most recently used last
@@ -387,6 +397,16 @@ func smtpQuit(c *smtpConn) error {
 // dial opens, secures, greets and authenticates a new session. ctx bounds
 // every step: it closes the socket when it ends.
 func (s *Sender) dial(ctx context.Context) (*smtpConn, error) {
+	// The access token comes first: without one there is no point in
+	// connecting.
+	secret := s.cfg.Password
+	if s.cfg.TokenSource != nil && smtpTokenAuth(s.cfg.Auth) {
+		token, err := s.cfg.TokenSource.Token(ctx)
+		if err != nil {
+			return nil, s.wrap(ctx, "auth", "", fmt.Errorf("get access token: %w", err))
+		}
+		secret = token
+	}
 	d := net.Dialer{KeepAlive: 15 * time.Second}
 	nc, err := d.DialContext(ctx, "tcp", s.addr)
 	if err != nil {
@@ -426,7 +446,7 @@ func (s *Sender) dial(ctx context.Context) (*smtpConn, error) {
 		}
 		return fail("hello", err)
 	}
-	auth, err := smtpSASL(s.cfg)
+	auth, err := smtpSASL(s.cfg, secret)
 	if err != nil {
 		return fail("auth", err)
 	}
@@ -435,7 +455,10 @@ func (s *Sender) dial(ctx context.Context) (*smtpConn, error) {
 			return fail("auth", errors.New("server offers no AUTH"))
 		}
 		if err := c.Auth(auth); err != nil {
-			return fail("auth", err)
+			return fail("auth", s.authFailed(auth, secret, err))
+		}
+		if s.cfg.TokenSource != nil {
+			s.tokenInvalidated.Store(false)
 		}
 	}
 	if !stop() {
@@ -565,8 +588,5 @@ func smtpAllASCII(ss []string) bool {
 	return true
 }
 
-// compile-time check that the mechanisms satisfy go-sasl's interface.
-var (
-	_ sasl.Client = (*smtpLoginClient)(nil)
-	_ sasl.Client = (*smtpXOAuth2Client)(nil)
-)
+// compile-time check that the mechanism satisfies go-sasl's interface.
+var _ sasl.Client = (*smtpLoginClient)(nil)

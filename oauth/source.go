@@ -92,7 +92,7 @@ func (c Config) grant() string {
 func (c Config) validate() error {
 	var errs []error
 	if err := CheckTokenURL(c.TokenURL); err != nil {
-		errs = append(errs, err)
+		errs = append(errs, fmt.Errorf("token url: %w", err))
 	}
 	if c.ClientID == "" {
 		errs = append(errs, errors.New("client id: required"))
@@ -115,28 +115,33 @@ func (c Config) validate() error {
 }
 
 // CheckTokenURL accepts an absolute https URL, or http to a loopback host
-// (tests, local proxies), without user info or fragment.
+// (tests, local proxies), without user info or fragment. Its messages never
+// quote the URL, which might carry a password.
 func CheckTokenURL(s string) error {
 	u, err := url.Parse(s)
-	if err != nil || s == "" {
-		return fmt.Errorf("token url %q: want an absolute https URL", s)
-	}
 	switch {
-	case u.Host == "" || !u.IsAbs():
-		return fmt.Errorf("token url %q: want an absolute https URL", s)
+	case err != nil:
+		return errors.New("not a valid URL: expected https://host/path")
 	case u.User != nil:
-		return fmt.Errorf("token url %q: must not carry user info", u.Redacted())
+		return errors.New("must not carry user info")
+	case !u.IsAbs() || u.Host == "":
+		return errors.New("not an absolute URL: expected https://host/path")
 	case u.Fragment != "":
-		return fmt.Errorf("token url %q: must not have a fragment", s)
+		return errors.New("must not have a fragment")
 	case u.Scheme == "https":
 		return nil
 	case u.Scheme == "http" && isLoopback(u.Hostname()):
 		return nil
 	case u.Scheme == "http":
-		return fmt.Errorf("token url %q: http would send the credentials unencrypted: want https (http only to a loopback host)", s)
+		return errors.New("http would send the credentials unencrypted: expected https (http only to a loopback host)")
 	}
-	return fmt.Errorf("token url %q: unsupported scheme %q: want https", s, u.Scheme)
+	return fmt.Errorf("unsupported scheme %q: expected https", clip(u.Scheme, 16))
 }
+
+// ValidToken reports whether s can travel as a token: printable ASCII
+// without white space (a superset of RFC 6750's b64token and of every
+// JWT), so that it cannot break the SASL framing.
+func ValidToken(s string) bool { return s != "" && validToken(s) }
 
 func isLoopback(host string) bool {
 	if strings.EqualFold(host, "localhost") {
@@ -204,6 +209,9 @@ func NewSource(cfg Config) (*Source, error) {
 	}
 	return s, nil
 }
+
+// LogValue implements slog.LogValuer: the configuration without secrets.
+func (s *Source) LogValue() slog.Value { return s.cfg.LogValue() }
 
 // Name returns Config.Name.
 func (s *Source) Name() string { return s.cfg.Name }

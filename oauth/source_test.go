@@ -472,7 +472,7 @@ func TestNewSourceValidates(t *testing.T) {
 		{"everything wrong", oauth.Config{TokenURL: "http://login.example/token", Scopes: []string{"a b", ""}, Timeout: -1},
 			[]string{"http would send the credentials unencrypted", "client id: required", "client-credentials grant needs a client secret",
 				`scope "a b"`, `scope ""`, "timeout"}},
-		{"relative url", oauth.Config{TokenURL: "/token", ClientID: "c", RefreshToken: "r"}, []string{"absolute https URL"}},
+		{"relative url", oauth.Config{TokenURL: "/token", ClientID: "c", RefreshToken: "r"}, []string{"token url: not an absolute URL"}},
 		{"user info", oauth.Config{TokenURL: "https://u:pw@login.example/token", ClientID: "c", RefreshToken: "r"}, []string{"user info"}},
 		{"ftp", oauth.Config{TokenURL: "ftp://login.example/token", ClientID: "c", RefreshToken: "r"}, []string{`unsupported scheme "ftp"`}},
 		{"refresh token with newline", oauth.Config{TokenURL: "https://l.example/t", ClientID: "c", RefreshToken: "r\n"}, []string{"printable ASCII"}},

@@ -86,7 +86,8 @@ type Mailbox struct {
 	InsecureSkipVerify bool   // `insecure_skip_verify`
 	Username           string
 	Password           Secret        // `password:` or `password_file:`
-	Auth               string        // plain | login | xoauth2 | oauthbearer (default plain)
+	Auth               string        // plain | login | xoauth2 | oauthbearer (default plain; xoauth2 with oauth)
+	OAuth              *OAuth        // `oauth:` (see OAuth); nil without
 	Folder             string        // default INBOX
 	ProcessedFolder    string        // default Processed
 	IDLE               bool          // default true
@@ -103,7 +104,8 @@ type SMTP struct {
 	InsecureSkipVerify bool
 	Username           string
 	Password           Secret // `password:` or `password_file:`
-	Auth               string // plain | login | xoauth2 | oauthbearer | none (default plain when username set, else none)
+	Auth               string // plain | login | xoauth2 | oauthbearer | none (default plain when username set, else none; xoauth2 with oauth)
+	OAuth              *OAuth // `oauth:` (see OAuth); nil without
 	Connections        int    // parallel SMTP connections (default 4)
 }
 

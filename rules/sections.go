@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"net"
 	"net/mail"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/northwind-it/ticketgw/oauth"
 )
 
 // Defaults (SPEC §3, §6).
@@ -54,7 +55,7 @@ func (l *loader) config(root *yaml.Node) *Config {
 	cfg.Service = l.service(l.section(top, "service", keys("name", "address", "http")))
 	cfg.Mailboxes = l.mailboxes(top, cfg.Service.Address)
 	cfg.SMTP = l.smtp(l.section(top, "smtp", keys("host", "port", "tls", "allow_plaintext",
-		"insecure_skip_verify", "username", "password", "password_file", "auth", "connections")))
+		"insecure_skip_verify", "username", "password", "password_file", "auth", "oauth", "connections")))
 	cfg.Redis = l.redis(l.section(top, "redis", keys("url", "password", "password_file", "prefix")))
 	cfg.Staff = l.staff(l.section(top, "staff", keys("addresses", "queue", "escalation", "trusted_authserv_id")))
 	var calNames []string
@@ -96,7 +97,7 @@ func (l *loader) service(m *mapNode) Service {
 }
 
 var mailboxKeys = keys("address", "host", "port", "tls", "allow_plaintext", "insecure_skip_verify",
-	"username", "password", "password_file", "auth", "folder", "processed_folder", "idle", "poll_interval")
+	"username", "password", "password_file", "auth", "oauth", "folder", "processed_folder", "idle", "poll_interval")
 
 // mailboxes reads `mailbox:` (one) or `mailboxes:` (a list); exactly one of
 // them must be present.
@@ -164,6 +165,7 @@ func (l *loader) mailbox(m *mapNode, defAddr string) Mailbox {
 		PollInterval:       m.duration("poll_interval", DefaultPollInterval, time.Second, 24*time.Hour),
 		Pos:                l.pos(m.n),
 	}
+	mb.OAuth = l.oauthFor(m, oauth.IMAP, &mb.Auth)
 	if mb.Address == "" && !m.has("address") {
 		mb.Address = defAddr
 	}
@@ -225,8 +227,12 @@ func (l *loader) smtp(m *mapNode) SMTP {
 		defAuth = "plain"
 	}
 	s.Auth = m.choice("auth", defAuth, smtpAuths...)
+	s.OAuth = l.oauthFor(m, oauth.SMTP, &s.Auth)
 	if s.Auth != "none" && s.Username == "" && !m.has("username") {
 		e := m.get("auth")
+		if e == nil { // xoauth2 by default with oauth
+			e = m.get("oauth")
+		}
 		l.errAt(e.val, e.path, "%s needs a username: add username, or write auth: none", s.Auth)
 	}
 	l.checkPlaintext(m, s.TLS, s.Host, s.AllowPlaintext)
@@ -241,28 +247,15 @@ func (l *loader) redis(m *mapNode) Redis {
 	}
 	if e := m.get("url"); e != nil && r.URL != "" {
 		// The URL may carry a password: messages never quote it.
-		u, err := url.Parse(r.URL)
-		switch {
-		case err != nil:
-			l.errAt(e.val, e.path, "invalid URL: expected redis://[user[:password]@]host:port/db, rediss://... or unix:///path")
-		case u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix":
-			l.errAt(e.val, e.path, "unsupported URL scheme %q: expected redis, rediss or unix", u.Scheme)
-		case u.Scheme != "unix" && u.Host == "":
-			l.errAt(e.val, e.path, "invalid URL: no host: expected redis://host:port/db")
-		default:
+		if _, err := ParseRedisURL(r.URL); err != nil {
+			l.errAt(e.val, e.path, "%v", err)
+		} else if clean, pw, ok := redactRedisURL(r.URL); ok {
 			// Move a password out of the URL into the Secret, so that the
 			// URL can be printed; an explicit password: still wins.
-			if pw, ok := u.User.Password(); ok {
-				if r.Password.IsZero() {
-					r.Password = NewSecret(pw)
-				}
-				if name := u.User.Username(); name != "" {
-					u.User = url.User(name)
-				} else {
-					u.User = nil
-				}
-				r.URL = u.String()
+			if r.Password.IsZero() {
+				r.Password = NewSecret(pw)
 			}
+			r.URL = clean
 		}
 	}
 	if e := m.get("prefix"); e != nil && strings.ContainsAny(r.Prefix, "{} \t\r\n") {

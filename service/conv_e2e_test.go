@@ -1,12 +1,20 @@
 package service_test
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
+	"io"
+	"maps"
+	"mime"
+	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-message/textproto"
 
 	"github.com/northwind-it/ticketgw/domain"
 	"github.com/northwind-it/ticketgw/rules"
@@ -171,8 +179,13 @@ func TestConvStaffReplyRelay(t *testing.T) {
 		data[i] = byte(i * 7)
 	}
 	at := convAt(1, 9, 40)
-	r := convStaffReply(fwd, "#priority high\n\nHi Yossi,\nplease install the attached profile and try again.\n\nDana", at)
+	r := convStaffReplyHTML(fwd, "#priority high\n\nHi Yossi,\nplease install the attached profile and try again.\n\nDana", at)
 	r.Attach = &convFile{Name: "vpn-profile.bin", Type: "application/octet-stream", Data: data}
+	for _, quoted := range []string{"#priority", "כדי לענות ללקוח", "הסכם שירות"} {
+		if !strings.Contains(r.Body, quoted) || !strings.Contains(r.HTML, quoted) {
+			t.Fatalf("the staff reply does not quote %q: the test would prove nothing", quoted)
+		}
+	}
 	e.deliver(r)
 	e.settle()
 	mails := e.take()
@@ -204,6 +217,15 @@ func TestConvStaffReplyRelay(t *testing.T) {
 	for _, bad := range []string{"#priority", "כדי לענות ללקוח", "-----", "=====", "הסכם שירות"} {
 		if strings.Contains(text, bad) {
 			t.Errorf("relay text shows %q:\n%s", bad, text)
+		}
+	}
+	htm := convHTMLOf(t, relay.Raw)
+	if !strings.Contains(htm, "please install the attached profile") || !strings.Contains(htm, "I cannot log in to the VPN") {
+		t.Errorf("relay HTML lacks the staff member's words or the customer's quote:\n%s", htm)
+	}
+	for _, bad := range []string{"#priority", "כדי לענות ללקוח", "הסכם שירות"} {
+		if strings.Contains(htm, bad) {
+			t.Errorf("relay HTML shows %q:\n%s", bad, htm)
 		}
 	}
 	if got := convAttachments(t, relay.Raw)["vpn-profile.bin"]; !bytes.Equal(got, data) {
@@ -415,6 +437,22 @@ func TestConvStaffCommands(t *testing.T) {
 			}
 		},
 	}, {
+		name: "open-after-resolve", subject: fault,
+		before: func(c *convCmdRun) { c.staff("#resolve\nFixed: a paper jam.", convAt(1, 9, 30)) },
+		staff:  "#open",
+		check: func(c *convCmdRun) {
+			t := c.t
+			if c.tk.Status != domain.StatusOpen || !c.tk.Resolved.IsZero() {
+				t.Errorf("status %s resolved %v, want open", c.tk.Status, c.tk.Resolved)
+			}
+			// The response was given at 09:30; the resolution's timers run
+			// again.
+			want := map[string]time.Time{store.ResolutionWarn: c.opened.ResolutionWarn, store.ResolutionBreach: c.opened.ResolutionDue}
+			if ts := c.e.timers("acme", c.tk.ID); !convSameTimers(ts, want) {
+				t.Errorf("timers %v, want %v", ts, want)
+			}
+		},
+	}, {
 		name: "open-with-answer-after-pending", subject: fault,
 		before: func(c *convCmdRun) { c.staff("#pending", convAt(1, 9, 30)) },
 		staff:  "#open\nWe found the cause and are on it.",
@@ -617,16 +655,19 @@ func TestConvStaffForCustomer(t *testing.T) {
 		t.Errorf("sent %v, want the ack and the staff copy", mails)
 	}
 
-	// Commands on a new message without #for name no ticket: an error.
-	bad := m
-	bad.MessageID, bad.Subject, bad.Body = "for-2@northwind-it.example", "Printer", "#resolve\nDone.\n"
-	bad.Received = convAt(1, 9, 30)
-	e.deliver(bad)
-	e.settle()
-	mails = e.take()
-	convOne(t, mails, "cmderr")
-	if len(mails) != 1 || len(e.tickets("acme")) != 1 {
-		t.Errorf("commands without a ticket: sent %v, %d tickets", mails, len(e.tickets("acme")))
+	// Commands on a new message without #for name no ticket, and #for
+	// names a customer, never staff or the gateway itself: errors.
+	for i, body := range []string{"#resolve\nDone.\n", "#for " + convQueue + "\nCall back.\n", "#for dana@northwind-it.example\nCall back.\n"} {
+		bad := m
+		bad.MessageID, bad.Subject, bad.Body = fmt.Sprintf("for-bad-%d@northwind-it.example", i), "Printer", body
+		bad.Received = convAt(1, 9, 30+i)
+		e.deliver(bad)
+		e.settle()
+		mails = e.take()
+		convOne(t, mails, "cmderr")
+		if len(mails) != 1 || len(e.tickets("acme"))+len(e.tickets("")) != 1 {
+			t.Errorf("%q: sent %v, %d tickets; want only an error reply", body, mails, len(e.tickets("acme"))+len(e.tickets("")))
+		}
 	}
 }
 
@@ -691,6 +732,33 @@ func TestConvUnauthenticatedStaff(t *testing.T) {
 	}
 }
 
+// TestConvUnauthenticatedFor: a forged staff message that names no ticket
+// (a "#for" opening a ticket on someone's behalf) opens nothing and reaches
+// the staff queue marked unauthenticated; the mailbox does not get stuck on
+// it.
+func TestConvUnauthenticatedFor(t *testing.T) {
+	ctx := convContext(t)
+	e := newConvEnv(t, ctx, convSetup{})
+	m := convMsg{
+		From: convStaff, To: convSupport, Subject: "Phone call",
+		MessageID: "forged-for@attacker.example", Received: convAt(1, 9, 0),
+		Body: "#for victim@acme.co.il\nPlease reset your password at http://evil.example.\n",
+	}
+	e.deliver(m)
+	e.settle()
+	mails := e.take()
+	fwd := convOne(t, mails, "fwd")
+	if len(mails) != 1 || !slices.Equal(fwd.To, []string{convQueue}) || !strings.Contains(fwd.Msg.Subject, "UNAUTHENTICATED") {
+		t.Errorf("sent %v, want one copy to the staff queue marked unauthenticated", mails)
+	}
+	if n := len(e.tickets("acme")); n != 0 {
+		t.Errorf("%d tickets opened by a forged #for", n)
+	}
+	if o := e.outcome(m.MessageID); o.Action != "unauthenticated" {
+		t.Errorf("outcome %q", o.Action)
+	}
+}
+
 // TestConvMicrosoft365Trusted: with trusted_authserv_id empty the topmost
 // header counts whatever its authserv-id, so Microsoft 365's header (which
 // has none) is trusted: the reply is relayed and its commands obeyed.
@@ -726,8 +794,9 @@ func TestConvMicrosoft365Trusted(t *testing.T) {
 func TestConvReopen(t *testing.T) {
 	ctx := convContext(t)
 	e := newConvEnv(t, ctx, convSetup{})
-	finish := func(n int, cmd string) (domain.Ticket, convMail) {
+	finish := func(t *testing.T, n int, cmd string) (domain.Ticket, convMail) {
 		t.Helper()
+		e.t = t
 		orig := convCustomer(fmt.Sprintf("reopen-%d@mail.acme.co.il", n), fmt.Sprintf("Printer %d not working", n), "Broken.\n", convAt(1, 9, 0))
 		orig.From = fmt.Sprintf("<reopen%d@acme.co.il>", n)
 		tk, ack, fwd := e.open(orig)
@@ -742,8 +811,9 @@ func TestConvReopen(t *testing.T) {
 		}
 		return tk, ack
 	}
-	reply := func(to convMail, at time.Time) (convMsg, []convMail) {
+	reply := func(t *testing.T, to convMail, at time.Time) (convMsg, []convMail) {
 		t.Helper()
+		e.t = t
 		r := convReply(to, to.To[0], "It is broken again.", at)
 		e.deliver(r)
 		e.settle()
@@ -751,8 +821,8 @@ func TestConvReopen(t *testing.T) {
 	}
 
 	t.Run("within-window", func(t *testing.T) {
-		tk, notice := finish(1, "#resolve")
-		r, mails := reply(notice, convAt(3, 11, 0))
+		tk, notice := finish(t, 1, "#resolve")
+		r, mails := reply(t, notice, convAt(3, 11, 0))
 		o := e.outcome(r.MessageID)
 		after := e.ticket(tk.ID)
 		if o.Ticket.ID != tk.ID || after.Status != domain.StatusOpen || !after.Resolved.IsZero() {
@@ -766,9 +836,23 @@ func TestConvReopen(t *testing.T) {
 			t.Errorf("sent %v, want only a 'reopened' staff copy", mails)
 		}
 	})
+	t.Run("rearms-timers", func(t *testing.T) {
+		// Resolved at 11:00 and reopened at 12:00, before the resolution
+		// deadline (17:00): its timers run again. The response was given
+		// with the resolution, so its timers stay off.
+		tk, notice := finish(t, 4, "#resolve")
+		if ts := e.timers("acme", tk.ID); len(ts) != 0 {
+			t.Fatalf("timers %v after #resolve", ts)
+		}
+		reply(t, notice, convAt(1, 12, 0))
+		want := map[string]time.Time{store.ResolutionWarn: tk.ResolutionWarn, store.ResolutionBreach: tk.ResolutionDue}
+		if ts := e.timers("acme", tk.ID); e.ticket(tk.ID).Status != domain.StatusOpen || !convSameTimers(ts, want) {
+			t.Errorf("after reopening: status %s, timers %v, want open with %v", e.ticket(tk.ID).Status, ts, want)
+		}
+	})
 	t.Run("after-window", func(t *testing.T) {
-		tk, notice := finish(2, "#resolve")
-		r, mails := reply(notice, convAt(9, 11, 30))
+		tk, notice := finish(t, 2, "#resolve")
+		r, mails := reply(t, notice, convAt(9, 11, 30))
 		o := e.outcome(r.MessageID)
 		if !o.Created || o.Ticket.ID == tk.ID {
 			t.Fatalf("outcome %q on %s, want a new ticket", o.Action, o.Ticket.ID)
@@ -784,8 +868,8 @@ func TestConvReopen(t *testing.T) {
 		}
 	})
 	t.Run("after-close", func(t *testing.T) {
-		tk, ack := finish(3, "#close")
-		r, mails := reply(ack, convAt(1, 12, 0))
+		tk, ack := finish(t, 3, "#close")
+		r, mails := reply(t, ack, convAt(1, 12, 0))
 		o := e.outcome(r.MessageID)
 		if !o.Created || o.Ticket.ID == tk.ID || e.ticket(o.Ticket.ID).RefersTo != tk.ID {
 			t.Fatalf("outcome %q on %s, want a new ticket referring to %s", o.Action, o.Ticket.ID, tk.ID)
@@ -822,16 +906,16 @@ func TestConvLoopAutoresponder(t *testing.T) {
 		subject   func(ours string) string
 		threaded  bool // sets In-Reply-To and References
 		staffOOO  bool // the staff queue is answered by an out-of-office
-		maxAcks   int  // acknowledgements (and notices) to the autoresponder
-		maxTk     int  // tickets opened
+		acks      int  // acknowledgements (and notices) to the autoresponder
+		tickets   int  // tickets opened
 		maxRounds int
 	}{
-		{name: "quotes-tagged-subject", from: robot, subject: func(s string) string { return "Re: " + s }, maxAcks: 1, maxTk: 1, maxRounds: 4},
-		{name: "threaded-untagged", from: robot, subject: func(string) string { return "Thank you for your message" }, threaded: true, maxAcks: 1, maxTk: 1, maxRounds: 4},
-		{name: "unthreaded-untagged", from: robot, subject: func(string) string { return "Thank you for your message" }, maxAcks: 5, maxTk: 6, maxRounds: 10},
-		{name: "unknown-sender-unthreaded", from: "robot@unknown.example", subject: func(string) string { return "Thank you for your message" }, maxAcks: 1, maxTk: 0, maxRounds: 4},
-		{name: "unknown-sender-threaded", from: "robot@unknown.example", subject: func(s string) string { return "Re: " + s }, threaded: true, maxAcks: 1, maxTk: 0, maxRounds: 4},
-		{name: "staff-out-of-office", from: robot, subject: func(s string) string { return "Re: " + s }, threaded: true, staffOOO: true, maxAcks: 1, maxTk: 1, maxRounds: 40},
+		{name: "quotes-tagged-subject", from: robot, subject: func(s string) string { return "Re: " + s }, acks: 1, tickets: 1, maxRounds: 4},
+		{name: "threaded-untagged", from: robot, subject: func(string) string { return "Thank you for your message" }, threaded: true, acks: 1, tickets: 1, maxRounds: 4},
+		{name: "unthreaded-untagged", from: robot, subject: func(string) string { return "Thank you for your message" }, acks: 5, tickets: 6, maxRounds: 10},
+		{name: "unknown-sender-unthreaded", from: "robot@unknown.example", subject: func(string) string { return "Thank you for your message" }, acks: 1, tickets: 0, maxRounds: 4},
+		{name: "unknown-sender-threaded", from: "robot@unknown.example", subject: func(s string) string { return "Re: " + s }, threaded: true, acks: 1, tickets: 0, maxRounds: 4},
+		{name: "staff-out-of-office", from: robot, subject: func(s string) string { return "Re: " + s }, threaded: true, staffOOO: true, acks: 1, tickets: 1, maxRounds: 40},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -873,11 +957,11 @@ func TestConvLoopAutoresponder(t *testing.T) {
 				}
 			}
 			t.Logf("%d mails sent in all, %d acknowledgements or notices to the autoresponder, forwards per ticket %v", len(sent), toRobot, fwds)
-			if toRobot < 1 || toRobot > c.maxAcks {
-				t.Errorf("%d acknowledgements or notices to the autoresponder, want 1 to %d", toRobot, c.maxAcks)
+			if toRobot != c.acks {
+				t.Errorf("%d acknowledgements or notices to the autoresponder, want %d", toRobot, c.acks)
 			}
-			if n := len(e.tickets("acme")); n > c.maxTk {
-				t.Errorf("%d tickets, want at most %d", n, c.maxTk)
+			if n := len(e.tickets("acme")); n != c.tickets {
+				t.Errorf("%d tickets, want %d", n, c.tickets)
 			}
 			for id, n := range fwds {
 				// All within 10 minutes of INTERNALDATE: the new ticket's
@@ -887,10 +971,297 @@ func TestConvLoopAutoresponder(t *testing.T) {
 				}
 			}
 			if c.staffOOO {
-				relays := len(convOfKind(sent, "relay"))
-				if relays == 0 || relays > 11 {
-					t.Errorf("%d out-of-office relays, want 1 to 11 (bounded by the per-ticket cap)", relays)
+				// Every staff copy drew an out-of-office, relayed to the
+				// autoresponder, whose answer drew the next copy, until the
+				// cap of 10 follow-up copies in 10 minutes ended it.
+				if relays := len(convOfKind(sent, "relay")); relays != 11 || fwds["ACME-0001"] != 11 {
+					t.Errorf("%d out-of-office relays and %d staff copies, want 11 and 11", relays, fwds["ACME-0001"])
 				}
+			}
+		})
+	}
+}
+
+// convRelayStrip is what a forwarding system between two gateways does to
+// mail: headers removed (none when names is empty), tags removed from the
+// subject when dropTags.
+func convRelayStrip(t *testing.T, raw []byte, names []string, dropTags bool) []byte {
+	t.Helper()
+	br := bufio.NewReader(bytes.NewReader(raw))
+	h, err := textproto.ReadHeader(br)
+	if err != nil {
+		t.Fatalf("read header: %v", err)
+	}
+	for _, n := range names {
+		h.Del(n)
+	}
+	if dropTags {
+		subj, err := (&mime.WordDecoder{}).DecodeHeader(h.Get("Subject"))
+		if err != nil {
+			t.Fatalf("decode subject: %v", err)
+		}
+		subj = convTagRE.ReplaceAllString(subj, "")
+		h.Set("Subject", mime.QEncoding.Encode("utf-8", strings.TrimSpace(subj)))
+	}
+	var b bytes.Buffer
+	if err := textproto.WriteHeader(&b, h); err != nil {
+		t.Fatalf("write header: %v", err)
+	}
+	if _, err := io.Copy(&b, br); err != nil {
+		t.Fatalf("copy body: %v", err)
+	}
+	return b.Bytes()
+}
+
+var convTagRE = regexp.MustCompile(`\[[A-Za-z0-9]+-[0-9]+\]`)
+
+// TestConvLoopTwoGateways: two gateways whose support addresses write to
+// each other (each is the other's customer) reach a stable end, also when a
+// forwarding system between them strips the automatic-mail headers and the
+// loop marker, and even when it strips the threading headers and the tags
+// too: then only the per-sender acknowledgement limit (5 an hour) ends it.
+func TestConvLoopTwoGateways(t *testing.T) {
+	const (
+		addrA = convSupport
+		addrB = "support@southwind.example"
+	)
+	auto := []string{"Auto-Submitted", "X-Auto-Response-Suppress", "Precedence", domain.LoopHeader}
+	cases := []struct {
+		name             string
+		strip            []string
+		dropTags         bool
+		acksAB, acksBA   int // acknowledgements A sent to B, B to A
+		ticketA, ticketB int
+	}{
+		{name: "headers-intact", acksAB: 1, ticketA: 1},
+		{name: "auto-headers-stripped", strip: auto, acksAB: 1, acksBA: 1, ticketA: 1, ticketB: 1},
+		{name: "everything-stripped", strip: append(slices.Clone(auto), "In-Reply-To", "References"), dropTags: true,
+			acksAB: 5, acksBA: 5, ticketA: 6, ticketB: 5},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := convContext(t)
+			a := newConvEnv(t, ctx, convSetup{name: "A", configure: func(cfg *rules.Config) {
+				// Southwind is one of Northwind's customers, under Globex's terms.
+				g := cfg.ContractByID("globex")
+				g.Domains = append(g.Domains, "southwind.example")
+			}})
+			b := newConvEnv(t, ctx, convSetup{name: "B", configure: func(cfg *rules.Config) {
+				cfg.Service.Name, cfg.Service.Address = "Southwind Help", addrB
+				cfg.Mailboxes[0].Address = addrB
+				cfg.Staff.Addresses = []string{"*@southwind.example"}
+				cfg.Staff.Queue, cfg.Staff.Escalation = "helpdesk@southwind.example", "noc@southwind.example"
+				cfg.Staff.TrustedAuthservID = "mx.southwind.example"
+				// ... and Northwind is one of Southwind's.
+				nw := cfg.ContractByID("acme")
+				nw.ID, nw.Name, nw.Prefix, nw.Language = "northwind", "Northwind IT", "NW", "en"
+				nw.Domains, nw.Addresses = []string{"northwind-it.example"}, nil
+			}})
+			clock := &convClockSteps{next: convAt(1, 9, 0), step: 20 * time.Second}
+			a.deliver(convMsg{From: "Southwind Help <" + addrB + ">", To: addrA, Subject: "Our invoice portal is down",
+				MessageID: "start@southwind.example", Received: clock.tick(), Body: "Since this morning the portal answers 502.\n"})
+			sent := convExchange(t, []*convEnv{a, b}, 30, func(from *convEnv, m convMail) []convDelivery {
+				to, addr := b, addrB
+				if from == b {
+					to, addr = a, addrA
+				}
+				if !slices.Contains(m.To, addr) {
+					return nil
+				}
+				return []convDelivery{{to: to, raw: convRelayStrip(t, m.Raw, c.strip, c.dropTags), at: clock.tick()}}
+			})
+			count := func(ms []convMail, to string) int {
+				n := 0
+				for _, m := range ms {
+					if slices.Contains(m.To, to) {
+						n++
+					}
+				}
+				return n
+			}
+			ab, ba := count(sent[a], addrB), count(sent[b], addrA)
+			t.Logf("A sent %d mails (%d to B), B sent %d (%d to A)", len(sent[a]), ab, len(sent[b]), ba)
+			if ab != c.acksAB || ba != c.acksBA {
+				t.Errorf("A sent B %d mails and B sent A %d, want %d and %d", ab, ba, c.acksAB, c.acksBA)
+			}
+			if n, m := len(a.tickets("globex")), len(b.tickets("northwind")); n != c.ticketA || m != c.ticketB {
+				t.Errorf("%d tickets at A and %d at B, want %d and %d", n, m, c.ticketA, c.ticketB)
+			}
+			for _, m := range append(slices.Clone(sent[a]), sent[b]...) {
+				if k := m.Kind(); k != "ack" && k != "fwd" {
+					t.Errorf("unexpected %s", m)
+				}
+			}
+		})
+	}
+}
+
+// convFaults fails each message once at one step of the pipeline, as a
+// crash there would.
+type convFaults struct {
+	step   string
+	mu     sync.Mutex
+	armed  bool
+	failed map[string]int // Message-ID -> faults injected
+}
+
+func (f *convFaults) hook(step string, m *domain.Message) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.armed || step != f.step || f.failed[m.MessageID] > 0 {
+		return nil
+	}
+	f.failed[m.MessageID]++
+	return fmt.Errorf("injected crash at %s", step)
+}
+
+func (f *convFaults) arm() {
+	f.mu.Lock()
+	f.armed = true
+	f.mu.Unlock()
+}
+
+func (f *convFaults) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, c := range f.failed {
+		n += c
+	}
+	return n
+}
+
+// newConvFaultEnv starts a gateway whose pipeline fails each message once at
+// step (once armed).
+func newConvFaultEnv(t *testing.T, step string) (*convEnv, *convFaults) {
+	f := &convFaults{step: step, failed: map[string]int{}}
+	e := newConvEnv(t, convContext(t), convSetup{pipeline: func(p *service.Pipeline) { p.FaultHook = f.hook }})
+	return e, f
+}
+
+// convCustomers returns n new customer messages from distinct ACME users.
+func convCustomers(n int, tag string) []convMsg {
+	var out []convMsg
+	for i := range n {
+		m := convCustomer(fmt.Sprintf("%s-%02d@mail.acme.co.il", tag, i), fmt.Sprintf("Printer %d not working", i), "Broken.\n", convAt(1, 9, 0).Add(time.Duration(i)*time.Minute))
+		m.From = fmt.Sprintf("User %d <%s%02d@acme.co.il>", i, tag, i)
+		out = append(out, m)
+	}
+	return out
+}
+
+// TestConvCrashNewTickets: a failure (a crash) at any step of storing a new
+// message leaves it in the INBOX; the retry makes exactly one ticket, one
+// acknowledgement and one staff copy per message, and loses nothing queued.
+func TestConvCrashNewTickets(t *testing.T) {
+	for _, step := range []string{"after-create", "after-index", "before-enqueue", "after-enqueue", "before-mark"} {
+		t.Run(step, func(t *testing.T) {
+			e, f := newConvFaultEnv(t, step)
+			f.arm()
+			msgs := convCustomers(20, "crash")
+			for _, m := range msgs {
+				e.deliver(m)
+			}
+			e.settle()
+			if n := f.count(); n != len(msgs) {
+				t.Errorf("%d faults injected, want one per message (%d)", n, len(msgs))
+			}
+			mails := e.take()
+			acks, fwds := map[string]int{}, map[string]int{}
+			for _, m := range mails {
+				switch m.Kind() {
+				case "ack":
+					acks[m.Msg.InReplyTo[0]]++
+				case "fwd":
+					fwds[m.Msg.InReplyTo[0]]++
+				default:
+					t.Errorf("unexpected %s", m)
+				}
+			}
+			byMsg := map[string]int{}
+			for _, tk := range e.tickets("acme") {
+				byMsg[tk.MessageID]++
+			}
+			for _, m := range msgs {
+				if acks[m.MessageID] != 1 || fwds[m.MessageID] != 1 || byMsg[m.MessageID] != 1 {
+					t.Errorf("%s: %d tickets, %d acknowledgements, %d staff copies; want one each",
+						m.MessageID, byMsg[m.MessageID], acks[m.MessageID], fwds[m.MessageID])
+				}
+			}
+			if len(mails) != 2*len(msgs) || len(byMsg) != len(msgs) {
+				t.Errorf("%d mails and %d tickets, want %d and %d", len(mails), len(byMsg), 2*len(msgs), len(msgs))
+			}
+		})
+	}
+}
+
+// TestConvCrashConversation: the same for customer follow-ups and staff
+// replies: after a failure at any step and the retry, each follow-up made
+// one event and one staff copy, each "#resolve" reply one relay and one
+// resolved notice, and no change was applied twice.
+func TestConvCrashConversation(t *testing.T) {
+	for _, step := range []string{"after-update", "after-index", "after-enqueue", "before-mark"} {
+		t.Run(step, func(t *testing.T) {
+			e, f := newConvFaultEnv(t, step)
+			msgs := convCustomers(16, "conv")
+			for _, m := range msgs {
+				e.deliver(m)
+			}
+			e.settle()
+			fwdOf := map[string]convMail{}
+			for _, m := range convOfKind(e.take(), "fwd") {
+				fwdOf[m.Msg.InReplyTo[0]] = m
+			}
+			ticketOf := map[string]string{}
+			for _, tk := range e.tickets("acme") {
+				ticketOf[tk.MessageID] = tk.ID
+			}
+
+			f.arm()
+			var followUps, replies []convMsg
+			for i, m := range msgs {
+				if i%2 == 0 {
+					fu := convMsg{From: m.From, To: convSupport, Subject: "Re: [" + ticketOf[m.MessageID] + "] " + m.Subject,
+						MessageID: "fu-" + m.MessageID, Received: convAt(1, 11, 0), Body: "Still broken.\n"}
+					followUps = append(followUps, fu)
+					e.deliver(fu)
+				} else {
+					r := convStaffReply(fwdOf[m.MessageID], "#resolve\nFixed: a paper jam.", convAt(1, 11, 0))
+					replies = append(replies, r)
+					e.deliver(r)
+				}
+			}
+			e.settle()
+			if n := f.count(); n != len(msgs) {
+				t.Errorf("%d faults injected, want one per message (%d)", n, len(msgs))
+			}
+			mails := e.take()
+			kinds := map[string]map[string]int{} // ticket -> kind -> count
+			for _, m := range mails {
+				id, _ := m.Msg.Header("X-Ticket-ID")
+				if kinds[id] == nil {
+					kinds[id] = map[string]int{}
+				}
+				kinds[id][m.Kind()]++
+			}
+			for i, m := range msgs {
+				id := ticketOf[m.MessageID]
+				tk, evs := e.ticket(id), e.events(id)
+				if i%2 == 0 {
+					if tk.Status != domain.StatusOpen || len(evs) != 2 || evs[1].Kind != domain.EventFollowUp || !maps.Equal(kinds[id], map[string]int{"fwd": 1}) {
+						t.Errorf("%s after a follow-up: status %s, %d events, mails %v; want open, opened + follow-up, one staff copy", id, tk.Status, len(evs), kinds[id])
+					}
+					continue
+				}
+				if tk.Status != domain.StatusResolved || len(evs) != 2 || evs[1].Kind != domain.EventResolved || !maps.Equal(kinds[id], map[string]int{"relay": 1, "resolved": 1}) {
+					t.Errorf("%s after #resolve: status %s, %d events, mails %v; want resolved, opened + resolved, one relay and one notice", id, tk.Status, len(evs), kinds[id])
+				}
+				if ts := e.timers("acme", id); len(ts) != 0 {
+					t.Errorf("%s: timers %v after #resolve", id, ts)
+				}
+			}
+			if len(mails) != len(followUps)+2*len(replies) {
+				t.Errorf("%d mails, want %d", len(mails), len(followUps)+2*len(replies))
 			}
 		})
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"html"
 	"io"
 	"log/slog"
 	"mime"
@@ -115,13 +116,7 @@ func (b *convLogBuffer) String() string {
 type convSetup struct {
 	configure func(*rules.Config)     // the configuration, before service.New
 	pipeline  func(*service.Pipeline) // the pipeline, before Run (fault hooks)
-	imap      []ingest.SourceOption   // extra IMAP source options
-	world     *demo.World             // an existing world (several gateways in one test); nil: a new one
 	name      string                  // log label, for tests with several gateways
-	logLevel  slog.Level              // default Info
-	onOutcome func(o service.Outcome) // besides recording it
-	imapOpt   *localmail.IMAPOptions  // server capabilities of a new world
-	now       func() time.Time        // the gateway's clock; default time.Now
 }
 
 // convEnv is one running gateway on its mail world.
@@ -161,18 +156,11 @@ func convContext(t *testing.T) context.Context {
 	return ctx
 }
 
-// newConvEnv starts a gateway (and, unless s.world is set, its world).
+// newConvEnv starts a gateway on a new mail world.
 func newConvEnv(t *testing.T, ctx context.Context, s convSetup) *convEnv {
 	t.Helper()
 	convRequireRedis(t)
-	w := s.world
-	if w == nil {
-		var opt localmail.IMAPOptions
-		if s.imapOpt != nil {
-			opt = *s.imapOpt
-		}
-		w = newConvWorld(t, ctx, opt)
-	}
+	w := newConvWorld(t, ctx, localmail.IMAPOptions{})
 	logs := &convLogBuffer{}
 	t.Cleanup(func() {
 		if t.Failed() || os.Getenv("E2E_LOG") != "" {
@@ -184,12 +172,11 @@ func newConvEnv(t *testing.T, ctx context.Context, s convSetup) *convEnv {
 	// announce mail appended between the poll that ends a command and the
 	// start of IDLE (SessionTracker.Idle waits for the next update without
 	// flushing the queued ones), which stalls such a message until the
-	// next delivery or the 9-minute IDLE restart. These tests are about
-	// conversations, not about IDLE.
-	if s.world == nil {
-		for i := range w.Config.Mailboxes {
-			w.Config.Mailboxes[i].IDLE, w.Config.Mailboxes[i].PollInterval = false, 20*time.Millisecond
-		}
+	// next delivery or the 9-minute IDLE restart. localmail flushes the
+	// queue when IDLE starts, which narrows that window without closing
+	// it. These tests are about conversations, not about IDLE.
+	for i := range w.Config.Mailboxes {
+		w.Config.Mailboxes[i].IDLE, w.Config.Mailboxes[i].PollInterval = false, 20*time.Millisecond
 	}
 	if s.configure != nil {
 		s.configure(w.Config)
@@ -199,19 +186,16 @@ func newConvEnv(t *testing.T, ctx context.Context, s convSetup) *convEnv {
 		t.Fatalf("load templates: %v", err)
 	}
 	e := &convEnv{t: t, ctx: ctx, w: w, cfg: w.Config, st: store.New(w.Redis, w.Config.Redis.Prefix), logs: logs}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: s.logLevel}))
+	log := slog.New(slog.NewTextHandler(logs, nil))
 	if s.name != "" {
 		log = log.With("gw", s.name)
 	}
 	g, err := service.New(ctx, w.Config, tmpl, log, service.Options{
-		Redis: w.Redis, Now: s.now, OutboxIdle: 20 * time.Millisecond, IMAPOptions: s.imap,
+		Redis: w.Redis, OutboxIdle: 20 * time.Millisecond,
 		OnOutcome: func(o service.Outcome) {
 			e.mu.Lock()
 			e.outcomes = append(e.outcomes, o)
 			e.mu.Unlock()
-			if s.onOutcome != nil {
-				s.onOutcome(o)
-			}
 		},
 	})
 	if err != nil {
@@ -456,6 +440,7 @@ type convMsg struct {
 	Top          []string  // header lines above all others (added by the receiving MTA)
 	Extra        []string  // further header lines
 	Body         string
+	HTML         string // with Body, a multipart/alternative
 	Attach       *convFile
 }
 
@@ -502,12 +487,24 @@ func (m convMsg) raw() []byte {
 		b.WriteString(l + "\r\n")
 	}
 	h("MIME-Version", "1.0")
-	text := func() {
-		b.WriteString("Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n")
+	part := func(mt, s string) {
+		b.WriteString("Content-Type: " + mt + "; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n")
 		qw := quotedprintable.NewWriter(&b)
-		qw.Write([]byte(strings.ReplaceAll(strings.ReplaceAll(m.Body, "\r\n", "\n"), "\n", "\r\n")))
+		qw.Write([]byte(strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\n", "\r\n")))
 		qw.Close()
 		b.WriteString("\r\n")
+	}
+	text := func() {
+		if m.HTML == "" {
+			part("text/plain", m.Body)
+			return
+		}
+		const alt = "conv-alt-5d2a"
+		b.WriteString("Content-Type: multipart/alternative; boundary=\"" + alt + "\"\r\n\r\n--" + alt + "\r\n")
+		part("text/plain", m.Body)
+		b.WriteString("--" + alt + "\r\n")
+		part("text/html", m.HTML)
+		b.WriteString("--" + alt + "--\r\n")
 	}
 	if m.Attach == nil {
 		text()
@@ -569,6 +566,66 @@ func convStaffReply(fwd convMail, text string, received time.Time) convMsg {
 	r.To = convSupport
 	r.Top = []string{convARPass}
 	return r
+}
+
+// convStaffReplyHTML is convStaffReply as Gmail writes it: the text part
+// and an HTML part whose quote is a blockquote holding the forward's HTML.
+func convStaffReplyHTML(fwd convMail, text string, received time.Time) convMsg {
+	r := convStaffReply(fwd, text, received)
+	var h strings.Builder
+	h.WriteString(`<div dir="ltr">`)
+	for _, l := range strings.Split(text, "\n") {
+		h.WriteString(html.EscapeString(l) + "<br>")
+	}
+	h.WriteString(`</div><br><div class="gmail_quote"><div dir="ltr" class="gmail_attr">On Tue, 1 Dec 2026 at 09:01, ` +
+		html.EscapeString(fwd.Msg.From.Addr) + ` wrote:<br></div><blockquote class="gmail_quote" style="margin:0px 0px 0px 0.8ex;border-left:1px solid rgb(204,204,204);padding-left:1ex">`)
+	body := fwd.Msg.HTML
+	if i := strings.Index(body, "<body"); i >= 0 {
+		body = body[strings.IndexByte(body[i:], '>')+i+1:]
+	}
+	body, _, _ = strings.Cut(body, "</body>")
+	h.WriteString(body)
+	// The customer's own message follows the summary in the forward.
+	cust := fwd.Msg.Text
+	if i := strings.LastIndex(cust, "====="); i >= 0 {
+		cust = cust[i:]
+		cust = cust[strings.IndexByte(cust+"\n", '\n'):]
+	}
+	h.WriteString("<div>")
+	for _, l := range strings.Split(strings.TrimSpace(cust), "\n") {
+		h.WriteString(html.EscapeString(l) + "<br>")
+	}
+	h.WriteString("</div></blockquote></div>")
+	r.HTML = h.String()
+	return r
+}
+
+// convHTMLOf is the decoded text of every text/html part of raw.
+func convHTMLOf(t *testing.T, raw []byte) string {
+	t.Helper()
+	ent, err := message.Read(bytes.NewReader(raw))
+	if err != nil && !message.IsUnknownCharset(err) {
+		t.Fatalf("read message: %v", err)
+	}
+	var b strings.Builder
+	err = ent.Walk(func(_ []int, part *message.Entity, err error) error {
+		if err != nil && !message.IsUnknownCharset(err) {
+			return err
+		}
+		if mt, _, _ := part.Header.ContentType(); mt != "text/html" {
+			return nil
+		}
+		body, err := io.ReadAll(part.Body)
+		if err != nil {
+			return err
+		}
+		b.Write(body)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("walk message: %v", err)
+	}
+	return b.String()
 }
 
 // convAttachments returns the decoded bodies of the parts of raw that carry

@@ -11,6 +11,7 @@ import (
 	"github.com/northwind-it/ticketgw/conversation"
 	"github.com/northwind-it/ticketgw/domain"
 	"github.com/northwind-it/ticketgw/rules"
+	"github.com/northwind-it/ticketgw/sla"
 	"github.com/northwind-it/ticketgw/store"
 )
 
@@ -167,6 +168,11 @@ func (p *Pipeline) followUp(ctx context.Context, dec Decision, raw []byte, t dom
 		ev.Kind = domain.EventReopened
 	}
 	ch := store.Change{Event: &ev, DedupKey: key}
+	if reopened {
+		// Resolving cancelled the SLA timers; a reopened ticket's
+		// deadlines still to come are watched again.
+		ch.Timers = timersAfter(t, m.Received)
+	}
 	// A customer reply resumes a pending ticket: its deadlines move on by
 	// the business time it was paused (SPEC §3a).
 	var resumedT *domain.Ticket
@@ -221,6 +227,23 @@ func (p *Pipeline) followUp(ctx context.Context, dec Decision, raw []byte, t dom
 		return out, err
 	}
 	return out, p.enqueue(ctx, m, []store.OutboxEntry{e})
+}
+
+// timersAfter lists the SLA timers of t's deadlines after at: those of a
+// ticket that is open again. The response's are left out once a first
+// response is recorded.
+func timersAfter(t domain.Ticket, at time.Time) []store.Timer {
+	d := sla.Deadlines{ResolutionDue: t.ResolutionDue, ResolutionWarn: t.ResolutionWarn}
+	if t.FirstResponse.IsZero() {
+		d.ResponseDue, d.ResponseWarn = t.ResponseDue, t.ResponseWarn
+	}
+	var out []store.Timer
+	for _, tm := range timersFor(d) {
+		if tm.Due.After(at) {
+			out = append(out, tm)
+		}
+	}
+	return out
 }
 
 func nonEmpty(ids ...string) []string {

@@ -59,21 +59,19 @@ type Gateway struct {
 	obs     *observer
 }
 
-// OpenRedis connects to cfg's Redis and checks that it answers.
+// OpenRedis connects to cfg's Redis (one server, a Cluster or a Sentinel
+// master, see ParseRedisURL) and checks that it answers.
 func OpenRedis(ctx context.Context, cfg *rules.Config) (redis.UniversalClient, error) {
-	opt, err := redis.ParseURL(cfg.Redis.URL)
+	opt, err := RedisOptions(cfg.Redis)
 	if err != nil {
-		return nil, fmt.Errorf("parse redis.url: %w", err)
+		return nil, err
 	}
-	if !cfg.Redis.Password.IsZero() {
-		opt.Password = cfg.Redis.Password.Reveal()
-	}
-	rdb := redis.NewClient(opt)
+	rdb := redis.NewUniversalClient(opt)
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := rdb.Ping(pctx).Err(); err != nil {
 		rdb.Close()
-		return nil, fmt.Errorf("connect to redis at %s: %w", opt.Addr, err)
+		return nil, fmt.Errorf("connect to redis at %s: %w", RedisAddrDesc(opt), err)
 	}
 	return rdb, nil
 }
@@ -92,12 +90,20 @@ func New(ctx context.Context, cfg *rules.Config, tmpl *notify.Templates, log *sl
 		}
 		g.rdb, g.ownRDB = rdb, true
 	}
+	if w := CheckPersistence(ctx, g.rdb); w != "" {
+		log.Warn(w, "component", "redis")
+	}
 	g.Store = store.New(g.rdb, cfg.Redis.Prefix)
 	sc := cfg.SMTP
+	smtpTokens, err := newTokenSource(sc.OAuth, sc.Username, log, nil)
+	if err != nil {
+		g.Close()
+		return nil, fmt.Errorf("smtp: %w", err)
+	}
 	smtp, err := notify.NewSender(notify.SMTPConfig{
 		Host: sc.Host, Port: sc.Port, TLS: sc.TLS, AllowPlaintext: sc.AllowPlaintext,
 		InsecureSkipVerify: sc.InsecureSkipVerify, Username: sc.Username, Password: sc.Password.Reveal(),
-		Auth: sc.Auth, Connections: sc.Connections,
+		Auth: sc.Auth, TokenSource: smtpTokens, Connections: sc.Connections,
 	}, log.With("component", "smtp"))
 	if err != nil {
 		g.Close()
@@ -116,10 +122,15 @@ func New(ctx context.Context, cfg *rules.Config, tmpl *notify.Templates, log *sl
 		}
 	}
 	for _, mb := range cfg.Mailboxes {
+		tokens, err := newTokenSource(mb.OAuth, mb.Address, log, nil)
+		if err != nil {
+			g.Close()
+			return nil, fmt.Errorf("mailbox %s: %w", mb.Address, err)
+		}
 		ic := ingest.IMAPConfig{
 			Addr: net.JoinHostPort(mb.Host, strconv.Itoa(mb.Port)), TLS: mb.TLS,
 			AllowPlaintext: mb.AllowPlaintext, InsecureSkipVerify: mb.InsecureSkipVerify,
-			Username: mb.Username, Password: mb.Password.Reveal(), Auth: imapAuth(mb.Auth),
+			Username: mb.Username, Password: mb.Password.Reveal(), Auth: imapAuth(mb.Auth), TokenSource: tokens,
 			Folder: mb.Folder, ProcessedFolder: mb.ProcessedFolder, Name: mb.Address,
 			IDLE: mb.IDLE, PollInterval: mb.PollInterval,
 		}
@@ -140,12 +151,12 @@ func New(ctx context.Context, cfg *rules.Config, tmpl *notify.Templates, log *sl
 	return g, nil
 }
 
-// imapAuth maps the config's auth to the IMAP source's: plain and login are
-// supported here; the OAuth2 mechanisms arrive with the token client.
+// imapAuth maps the config's auth to the IMAP source's (the same names;
+// the config's default is plain).
 func imapAuth(a string) string {
 	switch a {
-	case "login":
-		return "login"
+	case "login", "xoauth2", "oauthbearer":
+		return a
 	default:
 		return "plain"
 	}

@@ -41,6 +41,14 @@ func (p *Pipeline) staffMail(ctx context.Context, dec Decision, raw []byte, t do
 	}
 	cmds, body, problems := conversation.ParseCommands(m.Text)
 	problems = append(problems, conversation.ContextProblems(cmds, found)...)
+	for _, c := range cmds {
+		// SPEC §6: the gateway's own addresses, and staff, are never a
+		// customer.
+		if c.Kind == conversation.For && (p.Cfg.IsOwnAddress(c.Addr.Addr) || p.Cfg.IsStaff(c.Addr.Addr)) {
+			problems = append(problems, conversation.Problem{Line: c.Line, Text: "#for " + c.Arg,
+				Problem: "#for needs the customer's address, not a staff address or one of the gateway's own"})
+		}
+	}
 	if len(problems) > 0 {
 		log.Info("staff commands rejected: nothing changed", "problems", len(problems), "ticket", t.ID)
 		out.Action = "command-error"
@@ -188,6 +196,10 @@ func (p *Pipeline) applyStaffReply(ctx context.Context, dec Decision, raw []byte
 		rt, timers := ResumeDeadlines(ct.Calendar, from, t.PausedAt, m.Received)
 		re, ch.Timers = rt, timers
 		retarget = true
+	}
+	if newStatus == domain.StatusOpen && (t.Status == domain.StatusResolved || t.Status == domain.StatusClosed) && !retarget {
+		// Reopened: the deadlines still to come are watched again.
+		ch.Timers = timersAfter(t, m.Received)
 	}
 	if firstResponse {
 		ch.CancelTimers = appendMissing(ch.CancelTimers, store.ResponseWarn, store.ResponseBreach)

@@ -147,9 +147,7 @@ func run(ctx context.Context, o options) error {
 	}
 	fmt.Printf("backlog: mode=%s runs=%d messages=%d gateway log level=%s gateway env=%q\n",
 		o.mode, o.runs, o.n, o.logLevel, o.env.String())
-	if err := printMachine(ctx, o.redis); err != nil {
-		return err
-	}
+	printMachine(ctx, o.redis, root)
 
 	var idle time.Duration
 	if o.mode == "process" {
@@ -440,12 +438,11 @@ func writeAllocProfile(path string) error {
 	return nil
 }
 
-// printMachine prints the machine and Redis the figures come from.
-func printMachine(ctx context.Context, addr string) error {
+// printMachine prints the machine, Redis and code the figures come from.
+func printMachine(ctx context.Context, addr, root string) {
 	rdb := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: 2 * time.Second})
 	defer rdb.Close()
-	fmt.Printf("machine: %s; load average %s\n", harness.Machine(ctx, rdb), harness.LoadAvg())
-	return nil
+	fmt.Printf("machine: %s; load average %s; code %s\n", harness.Machine(ctx, rdb), harness.LoadAvg(), harness.Revision(ctx, root))
 }
 
 // selfCPU is this process's user+system CPU time so far.

@@ -137,7 +137,7 @@ func run(ctx context.Context, o options) error {
 	fmt.Printf("latency: mode=%s runs=%d warmup=%d measured=%d gap=%s gateway log level=%s gateway env=%q\n",
 		o.mode, o.runs, o.warmup, o.n, o.gap, o.logLevel, o.env.String())
 	rdb := redis.NewClient(&redis.Options{Addr: o.redis, DialTimeout: 2 * time.Second})
-	fmt.Printf("machine: %s; load average %s\n", harness.Machine(ctx, rdb), harness.LoadAvg())
+	fmt.Printf("machine: %s; load average %s; code %s\n", harness.Machine(ctx, rdb), harness.LoadAvg(), harness.Revision(ctx, root))
 	rdb.Close()
 	var results []result
 	for r := 1; r <= o.runs; r++ {
@@ -184,8 +184,38 @@ type gateway struct {
 	child *harness.Child
 	inp   *harness.InProcess
 
-	mu     sync.Mutex
-	stored map[string]time.Time // customer Message-ID -> OnOutcome time (inproc)
+	mu      sync.Mutex
+	stored  map[string]time.Time // customer Message-ID -> OnOutcome time (inproc)
+	changed chan struct{}        // closed and replaced at every outcome
+}
+
+// record notes that the message id was stored at at.
+func (g *gateway) record(id string, at time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.stored[id] = at
+	close(g.changed)
+	g.changed = make(chan struct{})
+}
+
+// storedAt waits until the outcome of message id was recorded. The mail
+// can arrive first: the outbox is kicked before the OnOutcome hook runs,
+// and may also find the entries on its own poll.
+func (g *gateway) storedAt(ctx context.Context, id string) (time.Time, error) {
+	for {
+		g.mu.Lock()
+		at, ok := g.stored[id]
+		ch := g.changed
+		g.mu.Unlock()
+		if ok {
+			return at, nil
+		}
+		select {
+		case <-ctx.Done():
+			return time.Time{}, fmt.Errorf("wait for the outcome of %s: %w", id, ctx.Err())
+		case <-ch:
+		}
+	}
 }
 
 func oneRun(ctx context.Context, o options, root, dir string, lastRun bool) (res result, err error) {
@@ -217,7 +247,7 @@ func oneRun(ctx context.Context, o options, root, dir string, lastRun bool) (res
 		return res, err
 	}
 
-	g := &gateway{stored: make(map[string]time.Time)}
+	g := &gateway{stored: make(map[string]time.Time), changed: make(chan struct{})}
 	switch o.mode {
 	case "process":
 		g.child, err = harness.StartChild(harness.ChildOptions{Bin: o.bin, Config: w.ConfigPath, Env: append(w.Env(), o.env...),
@@ -248,9 +278,7 @@ func oneRun(ctx context.Context, o options, root, dir string, lastRun bool) (res
 			if out.Decision.Msg == nil {
 				return
 			}
-			g.mu.Lock()
-			g.stored[store.NormalizeMessageID(out.Decision.Msg.MessageID)] = at
-			g.mu.Unlock()
+			g.record(store.NormalizeMessageID(out.Decision.Msg.MessageID), at)
 		})
 		if err != nil {
 			return res, err
@@ -315,11 +343,11 @@ func oneRun(ctx context.Context, o options, root, dir string, lastRun bool) (res
 			acks = append(acks, ack.At.Sub(delivered))
 			fwds = append(fwds, fwd.At.Sub(delivered))
 			if g.inp != nil {
-				g.mu.Lock()
-				at, ok := g.stored[m.MessageID]
-				g.mu.Unlock()
-				if !ok {
-					return res, errors.Join(fmt.Errorf("message %d: mail sent but no outcome recorded", i), stopGateway())
+				sctx, cancel := context.WithTimeout(ctx, o.perMsg)
+				at, err := g.storedAt(sctx, m.MessageID)
+				cancel()
+				if err != nil {
+					return res, errors.Join(fmt.Errorf("message %d: mail sent: %w", i, err), stopGateway())
 				}
 				stored = append(stored, at.Sub(delivered))
 			}

@@ -98,8 +98,8 @@ func run(ctx context.Context, pkgs []string, count int, benchtime, bench, rawPat
 		return fmt.Errorf("%s: no benchmark results", cmdline)
 	}
 	fmt.Printf("Command: `%s`  \n", cmdline)
-	fmt.Printf("Machine: %s; load average %s before, %s after; %s in all.  \n",
-		machine, loadBefore, harness.LoadAvg(), time.Since(start).Round(time.Second))
+	fmt.Printf("Machine: %s; load average %s before, %s after; %s in all; code %s.  \n",
+		machine, loadBefore, harness.LoadAvg(), time.Since(start).Round(time.Second), harness.Revision(ctx, root))
 	fmt.Printf("Median of %d runs per benchmark.\n\n", count)
 	printTable(os.Stdout, lines)
 	return nil

@@ -1,0 +1,42 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/northwind-it/ticketgw/oauth"
+	"github.com/northwind-it/ticketgw/rules"
+)
+
+// tokenSource is what the IMAP source and the SMTP sender need from an
+// oauth.Source.
+type tokenSource interface {
+	Token(ctx context.Context) (string, error)
+	Invalidate(token string) bool
+}
+
+// newTokenSource builds the access-token source of an `oauth:` block for
+// the account name (the mailbox address or the SMTP user name). It returns
+// a nil interface (never a typed nil) when o is nil. obs, if not nil, hears
+// about every refresh.
+func newTokenSource(o *rules.OAuth, name string, log *slog.Logger, obs oauth.Observer) (tokenSource, error) {
+	if o == nil {
+		return nil, nil
+	}
+	src, err := oauth.NewSource(oauth.Config{
+		Name:         name,
+		TokenURL:     o.TokenURL,
+		ClientID:     o.ClientID,
+		ClientSecret: o.ClientSecret.Reveal(),
+		RefreshToken: o.RefreshToken.Reveal(),
+		Scopes:       o.Scopes,
+		Observer:     obs,
+		Logger:       log.With("component", "oauth"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("oauth for %s: %w", name, err)
+	}
+	log.Info("oauth token source ready", slog.Any("oauth", src))
+	return src, nil
+}

@@ -1,0 +1,70 @@
+package service
+
+import (
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/northwind-it/ticketgw/oauth/oauthtest"
+	"github.com/northwind-it/ticketgw/rules"
+)
+
+// TestTokenSourceFromConfig goes from the YAML `oauth:` blocks to tokens
+// from a token endpoint, the way New wires them.
+func TestTokenSourceFromConfig(t *testing.T) {
+	tokens := oauthtest.NewServer(t, oauthtest.Options{ClientSecret: "s3cret"})
+	yaml := `service: {address: support@msp.example}
+mailbox:
+  host: 127.0.0.1
+  tls: none
+  oauth: {provider: custom, token_url: "` + tokens.URL + `", client_id: client-id, client_secret: s3cret, refresh_token: rt-0, scopes: [imap]}
+smtp:
+  host: 127.0.0.1
+  tls: none
+  username: support@msp.example
+  auth: oauthbearer
+  oauth: {provider: custom, token_url: "` + tokens.URL + `", client_id: client-id, client_secret: s3cret, scopes: [smtp]}
+staff: {addresses: ["*@msp.example"], queue: helpdesk@msp.example}
+calendars: {office: {timezone: UTC, week: {mon: "09:00-17:00"}}}
+contracts: [{id: acme, match: {domains: [acme.example]}}]
+rules: [{name: default, set: {category: request}}]
+`
+	cfg, err := rules.Parse("gateway.yaml", []byte(yaml), rules.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	mb := cfg.Mailboxes[0]
+	if imapAuth(mb.Auth) != "xoauth2" || imapAuth(cfg.SMTP.Auth) != "oauthbearer" {
+		t.Fatalf("auth: mailbox %s, smtp %s", mb.Auth, cfg.SMTP.Auth)
+	}
+	imapTS, err := newTokenSource(mb.OAuth, mb.Address, log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	smtpTS, err := newTokenSource(cfg.SMTP.OAuth, cfg.SMTP.Username, log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ts := range []tokenSource{imapTS, smtpTS} {
+		if tok, err := ts.Token(t.Context()); err != nil || !tokens.Valid(tok) {
+			t.Fatalf("Token() = %q, %v", tok, err)
+		}
+	}
+	forms := tokens.Forms()
+	if len(forms) != 2 || forms[0]["grant_type"] != "refresh_token" || forms[0]["scope"] != "imap" ||
+		forms[1]["grant_type"] != "client_credentials" || forms[1]["scope"] != "smtp" {
+		t.Errorf("requests: %v", forms)
+	}
+
+	// Without an oauth block the source is a nil interface, not a typed
+	// nil that would pass the senders' nil checks.
+	if ts, err := newTokenSource(nil, "x", log, nil); ts != nil || err != nil {
+		t.Errorf("newTokenSource(nil) = %v, %v", ts, err)
+	}
+	bad := *mb.OAuth
+	bad.ClientID = ""
+	if _, err := newTokenSource(&bad, "mb@x", log, nil); err == nil || !strings.Contains(err.Error(), "client id: required") {
+		t.Errorf("invalid block: %v", err)
+	}
+}
