@@ -4,16 +4,23 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 )
+
+// showLogs prints the gateway's and the daemons' logs even when a test
+// passes: go test ./e2e -run TestRealMailStack/NewTickets -v -args -logs
+var showLogs = flag.Bool("logs", false, "print the gateway's and the mail daemons' logs")
 
 // exampleConfig is the annotated configuration the suite runs unchanged
 // but for its HTTP listen address; every connection detail comes from the
@@ -86,14 +93,15 @@ func newGatewaySetup(t *testing.T, bin string, stack *mailStack) *gatewaySetup {
 		"SMTP_USER": "", "SMTP_PASSWORD": "",
 		"REDIS_URL": "redis://" + stack.tools.redisAddr + "/0", "REDIS_PREFIX": g.redisPrefix,
 	}
+	// Nothing of the caller's own IMAP_*, SMTP_* or REDIS_* settings leaks in.
 	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); set[k] == "" && !strings.HasPrefix(k, "IMAP_") &&
-			!strings.HasPrefix(k, "SMTP_") && !strings.HasPrefix(k, "REDIS_") {
+		k, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(k, "IMAP_") && !strings.HasPrefix(k, "SMTP_") && !strings.HasPrefix(k, "REDIS_") {
 			g.env = append(g.env, kv)
 		}
 	}
-	for k, v := range set {
-		g.env = append(g.env, k+"="+v)
+	for _, k := range slices.Sorted(maps.Keys(set)) {
+		g.env = append(g.env, k+"="+set[k])
 	}
 	t.Cleanup(func() { dropRedisPrefix(t, stack.tools.redisAddr, g.redisPrefix) })
 	return g
@@ -133,7 +141,7 @@ func (g *gatewaySetup) start(t *testing.T) *gatewayProc {
 			p.cmd.Process.Kill()
 			<-p.done
 		}
-		if t.Failed() {
+		if t.Failed() || *showLogs {
 			t.Logf("---- gateway run %s (tail)\n%s", p.logPath, tail(p.log(), 60))
 		}
 	})
@@ -167,6 +175,16 @@ func (p *gatewayProc) stop(t *testing.T, limit time.Duration) time.Duration {
 	}
 	p.checkLog(t)
 	return took
+}
+
+// kill ends the gateway with SIGKILL, as a crash or an OOM kill would.
+func (p *gatewayProc) kill(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatalf("kill the gateway: %v", err)
+	}
+	<-p.done
+	p.checkLog(t)
 }
 
 // checkLog fails the test on a data race report or a panic in the log.
@@ -227,12 +245,48 @@ func (g *gatewaySetup) classify(t *testing.T, raw []byte, at time.Time) classify
 	return res
 }
 
-// exited reports whether the process has ended.
-func (p *gatewayProc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
+// ticketState is the part of `gateway tickets list --json` the suite reads.
+type ticketState struct {
+	ID            string    `json:"id"`
+	Contract      string    `json:"contract"`
+	Category      string    `json:"category"`
+	Priority      string    `json:"priority"`
+	Status        string    `json:"status"`
+	MessageID     string    `json:"message_id"`
+	Opened        time.Time `json:"opened"`
+	ResponseDue   time.Time `json:"response_due"`
+	ResolutionDue time.Time `json:"resolution_due"`
+	FirstResponse time.Time `json:"first_response"`
+	IMACDate      string    `json:"imac_date"`
+	Requester     struct {
+		Addr string `json:"addr"`
+	} `json:"requester"`
+}
+
+// tickets runs `gateway tickets list --all --json`: every ticket in the
+// gateway's Redis, by id.
+func (g *gatewaySetup) tickets(t *testing.T) map[string]ticketState {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, g.bin, "tickets", "list", "-c", g.config, "--all", "--json")
+	cmd.Env = g.env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("gateway tickets list: %v\n%s", err, stderr.String())
 	}
+	out := map[string]ticketState{}
+	dec := json.NewDecoder(&stdout)
+	for dec.More() {
+		var ts ticketState
+		if err := dec.Decode(&ts); err != nil {
+			t.Fatalf("decode gateway tickets list: %v", err)
+		}
+		if _, dup := out[ts.ID]; dup {
+			t.Errorf("gateway tickets list shows %s twice", ts.ID)
+		}
+		out[ts.ID] = ts
+	}
+	return out
 }

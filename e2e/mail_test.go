@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -75,11 +76,10 @@ func (s *mailStack) fetchAll(user, folder string) ([]fetched, error) {
 	defer c.Close()
 	guard := time.AfterFunc(20*time.Second, func() { c.Close() })
 	defer guard.Stop()
+	if ok, err := exists(c, folder); err != nil || !ok {
+		return nil, err
+	}
 	if _, err := c.Select(folder, &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
-		var ie *imap.Error
-		if errors.As(err, &ie) && ie.Code == imap.ResponseCodeNonExistent {
-			return nil, nil
-		}
 		return nil, fmt.Errorf("select %s/%s: %w", user, folder, err)
 	}
 	body := &imap.FetchItemBodySection{Peek: true}
@@ -113,16 +113,25 @@ func (s *mailStack) count(user, folder string) (int, error) {
 	defer c.Close()
 	guard := time.AfterFunc(20*time.Second, func() { c.Close() })
 	defer guard.Stop()
+	if ok, err := exists(c, folder); err != nil || !ok {
+		return 0, err
+	}
 	st, err := c.Status(folder, &imap.StatusOptions{NumMessages: true}).Wait()
 	if err != nil {
-		var ie *imap.Error
-		if errors.As(err, &ie) && ie.Code == imap.ResponseCodeNonExistent {
-			return 0, nil
-		}
 		return 0, fmt.Errorf("status %s/%s: %w", user, folder, err)
 	}
 	c.Logout().Wait()
 	return int(*st.NumMessages), nil
+}
+
+// exists reports whether folder exists (Dovecot answers STATUS on a
+// missing folder with a plain NO, without the NONEXISTENT code).
+func exists(c *imapclient.Client, folder string) (bool, error) {
+	list, err := c.List("", folder, nil).Collect()
+	if err != nil {
+		return false, fmt.Errorf("list %s: %w", folder, err)
+	}
+	return len(list) > 0, nil
 }
 
 func (s *mailStack) imapLogin(user string) (*imapclient.Client, error) {
@@ -318,13 +327,26 @@ func (m composed) bytes() []byte {
 	return []byte(b.String())
 }
 
-// pingRedis checks that a Redis answers at addr.
+// pingRedis checks that a Redis answers PING at addr (by hand: go-redis
+// logs its dial retries).
 func pingRedis(addr string) error {
-	rdb := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: 2 * time.Second})
-	defer rdb.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	return rdb.Ping(ctx).Err()
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(line, "+PONG") {
+		return fmt.Errorf("PING answered %q", strings.TrimSpace(line))
+	}
+	return nil
 }
 
 // dropRedisPrefix deletes every key under prefix.
