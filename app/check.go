@@ -8,6 +8,7 @@ import (
 
 	"github.com/northwind-it/ticketgw/notify"
 	"github.com/northwind-it/ticketgw/rules"
+	"github.com/northwind-it/ticketgw/service"
 )
 
 // loadConfig loads and validates a configuration file the way `run` does,
@@ -79,6 +80,12 @@ func cmdCheck(_ context.Context, args []string, env Env) error {
 	cfg, err := loadConfig(*cfgPath, env)
 	if err != nil {
 		return err
+	}
+	// The loader checks the URL's form; the client options in its query
+	// are the Redis client's, checked here as `run` will.
+	if _, err := service.RedisOptions(cfg.Redis); err != nil {
+		fmt.Fprintf(env.Stderr, "%s: redis.url: %v\n", *cfgPath, err)
+		return errSilentFailure
 	}
 	if _, err := loadTemplates(cfg, env); err != nil {
 		return err

@@ -22,6 +22,20 @@ func TestCheck(t *testing.T) {
 			stdout: "../examples/gateway.yaml: ok (2 contracts, 2 calendars, 5 rules, 1 mailbox)\n",
 		},
 		{
+			name: "the example on a Sentinel", config: exampleConfig, code: 0,
+			env:    map[string]string{"REDIS_URL": "redis+sentinel://:pw@s1:26379,s2:26379/mymaster/0?sentinel_auth=true&dial_timeout=2s"},
+			stdout: "../examples/gateway.yaml: ok (2 contracts, 2 calendars, 5 rules, 1 mailbox)\n",
+		},
+		{
+			// The URL's form is the loader's (with a position); its client
+			// options are checked as `run` will, and never quote the password.
+			name: "unknown redis.url option", config: exampleConfig, code: 1,
+			env: map[string]string{"REDIS_URL": "redis://:hunter2@n1:7000,n2:7001?dial_timeout=2s&bogus=1"},
+			stderr: []string{
+				`../examples/gateway.yaml: redis.url: parse redis.url: unknown option "bogus"`,
+			},
+		},
+		{
 			name: "the corpus configuration", config: "testdata/corpus.yaml", env: map[string]string{"IMAP_PASSWORD": "s3cret"},
 			code: 0, stdout: "testdata/corpus.yaml: ok (1 contract, 1 calendar, 2 rules, 1 mailbox)\n",
 		},

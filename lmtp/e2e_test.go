@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -46,7 +47,7 @@ var redisProbe = sync.OnceValue(func() error {
 	return c.Ping(ctx).Err()
 })
 
-func requireRedis(t *testing.T) {
+func requireRedis(t testing.TB) {
 	t.Helper()
 	if err := redisProbe(); err != nil {
 		if os.Getenv("CI") == "true" {
@@ -59,7 +60,7 @@ func requireRedis(t *testing.T) {
 // world is one test's mail world with the gateway's pipeline and outbox
 // running (but no LMTP server: each test starts its own).
 type world struct {
-	t        *testing.T
+	t        testing.TB
 	ctx      context.Context
 	w        *demo.World
 	g        *service.Gateway
@@ -69,7 +70,7 @@ type world struct {
 	outcomes []service.Outcome
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
 	requireRedis(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
@@ -128,7 +129,7 @@ func (wd *world) snapshot() []service.Outcome {
 
 // sample returns the embedded example message whose file name starts with
 // prefix.
-func sample(t *testing.T, prefix string) []byte {
+func sample(t testing.TB, prefix string) []byte {
 	t.Helper()
 	all, err := demo.Samples()
 	if err != nil {
@@ -320,4 +321,26 @@ func headerValue(raw []byte, name string) string {
 		}
 	}
 	return ""
+}
+
+// BenchmarkEndToEnd measures one LMTP delivery of a new customer message
+// through the real pipeline (parse, classify, store in Redis, queue the
+// acknowledgement and staff copy) and its filing into the processed folder,
+// from MAIL FROM to the 250.
+func BenchmarkEndToEnd(b *testing.B) {
+	wd := newWorld(b)
+	s := wd.lmtpServer(wd.g.Pipeline.Handle, time.Date(2026, 11, 30, 7, 30, 0, 0, time.UTC))
+	raw := sample(b, "request-english")
+	const mid = "<20261130141000.4711@globex.example>"
+	if !bytes.Contains(raw, []byte(mid)) {
+		b.Fatal("sample without its Message-ID")
+	}
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		msg := bytes.Replace(raw, []byte(mid), []byte(fmt.Sprintf("<bench-%d-%d@globex.example>", time.Now().UnixNano(), i)), 1)
+		a := send(b, "tcp", s.Addr().String(), "maria.lopez@globex.example", []string{demo.SupportAddress}, msg)
+		if a.data[demo.SupportAddress] != 250 {
+			b.Fatalf("delivery %d: %d", i, a.data[demo.SupportAddress])
+		}
+	}
 }

@@ -44,7 +44,7 @@ func code(err error) int {
 }
 
 // send delivers raw over LMTP with go-smtp's LMTP client.
-func send(t *testing.T, network, addr, from string, rcpts []string, raw []byte) answer {
+func send(t testing.TB, network, addr, from string, rcpts []string, raw []byte) answer {
 	t.Helper()
 	conn, err := net.DialTimeout(network, addr, 5*time.Second)
 	if err != nil {
@@ -98,7 +98,7 @@ func send(t *testing.T, network, addr, from string, rcpts []string, raw []byte) 
 
 // testLogger writes the server's log to the test log when it fails (or
 // always with LMTP_LOG set).
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	var mu sync.Mutex
 	var buf bytes.Buffer
 	t.Cleanup(func() {
@@ -121,7 +121,7 @@ func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // runServer starts s.Run and stops it at the end of the test (or when the
 // returned stop is called), failing the test if Run fails.
-func runServer(t *testing.T, s *lmtp.Server) (stop func()) {
+func runServer(t testing.TB, s *lmtp.Server) (stop func()) {
 	t.Helper()
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)
@@ -251,7 +251,7 @@ type folderMessage struct {
 }
 
 // readFolder fetches every message of folder (INTERNALDATE and BODY[]).
-func readFolder(t *testing.T, addr, user, pass, folder string) []folderMessage {
+func readFolder(t testing.TB, addr, user, pass, folder string) []folderMessage {
 	t.Helper()
 	c, err := imapclient.DialInsecure(addr, nil)
 	if err != nil {

@@ -215,6 +215,47 @@ func (pf *postfixInstance) flush() {
 	}
 }
 
+// files counts the queue files under queue/<name>.
+func (pf *postfixInstance) files(name string) int {
+	n := 0
+	filepath.WalkDir(filepath.Join(pf.dir, "queue", name), func(_ string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			n++
+		}
+		return nil
+	})
+	return n
+}
+
+// waitDeferred waits until n messages sit in the deferred queue and none
+// in the active one: qmgr has finished the failed attempt, so a flush now
+// is not lost in a race with it.
+func (pf *postfixInstance) waitDeferred(n int) {
+	pf.t.Helper()
+	waitFor(pf.t, "messages in postfix's deferred queue", func() bool {
+		return pf.files("deferred") == n && pf.files("active") == 0 && pf.files("incoming") == 0
+	})
+}
+
+// flushUntil flushes the queue and waits for cond, flushing again every few
+// seconds (a flush request qmgr receives while it is busy with the queue
+// can be absorbed without a delivery).
+func (pf *postfixInstance) flushUntil(what string, cond func() bool) {
+	pf.t.Helper()
+	last := time.Now()
+	pf.flush()
+	waitFor(pf.t, what, func() bool {
+		if cond() {
+			return true
+		}
+		if time.Since(last) > 3*time.Second {
+			pf.flush()
+			last = time.Now()
+		}
+		return false
+	})
+}
+
 // submit sends raw to Postfix's smtpd and returns RCPT TO's reply code for
 // each recipient.
 func (pf *postfixInstance) submit(from string, rcpts []string, raw []byte) map[string]int {
@@ -282,6 +323,7 @@ func TestPostfixDelivers(t *testing.T) {
 		listing = pf.queue()
 		return strings.Contains(listing, "Connection refused")
 	})
+	pf.waitDeferred(1)
 	deferredAfter := time.Since(injected)
 	if !strings.Contains(listing, "1 Request") {
 		t.Fatalf("queue:\n%s", listing)
@@ -289,8 +331,7 @@ func TestPostfixDelivers(t *testing.T) {
 
 	s := wd.lmtpServer(wd.g.Pipeline.Handle, time.Now())
 	flushed := time.Now()
-	pf.flush()
-	waitFor(t, "the ticket", func() bool { return len(wd.snapshot()) > 0 })
+	pf.flushUntil("the ticket", func() bool { return len(wd.snapshot()) > 0 })
 	toTicket := time.Since(flushed)
 	waitFor(t, "an empty postfix queue", func() bool { return strings.Contains(pf.queue(), "Mail queue is empty") })
 
@@ -361,9 +402,9 @@ func TestPostfixRetriesAfter451(t *testing.T) {
 	if n := len(wd.snapshot()); n != 0 {
 		t.Fatalf("%d outcomes while the store failed", n)
 	}
+	pf.waitDeferred(1)
 	close(down)
-	pf.flush()
-	waitFor(t, "an empty postfix queue", func() bool { return strings.Contains(pf.queue(), "Mail queue is empty") })
+	pf.flushUntil("an empty postfix queue", func() bool { return strings.Contains(pf.queue(), "Mail queue is empty") })
 	outs := wd.snapshot()
 	if len(outs) != 1 || outs[0].Action != "ticket" {
 		t.Fatalf("outcomes %+v", outs)

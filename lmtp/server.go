@@ -162,15 +162,20 @@ func (c Config) withDefaults() Config {
 }
 
 // Validate reports every problem of the configuration at once.
-func (c Config) Validate() error {
+func (c Config) Validate() error { return c.validate(false) }
+
+// validate is Validate; with a listener given (WithListener) the address is
+// not needed.
+func (c Config) validate(haveListener bool) error {
 	c = c.withDefaults()
 	var errs []error
-	switch c.Network {
-	case "tcp":
+	switch {
+	case haveListener:
+	case c.Network == "tcp":
 		if _, _, err := net.SplitHostPort(c.Address); err != nil {
 			errs = append(errs, fmt.Errorf("lmtp address %q: want host:port: %w", c.Address, err))
 		}
-	case "unix":
+	case c.Network == "unix":
 		if c.Address == "" {
 			errs = append(errs, errors.New("lmtp socket path: required"))
 		}
@@ -252,12 +257,8 @@ func New(cfg Config, h ingest.Handler, app Appender, log *slog.Logger, opts ...O
 	for _, o := range opts {
 		o(s)
 	}
-	if s.ln == nil {
-		if err := cfg.Validate(); err != nil {
-			return nil, err
-		}
-	} else if len(cfg.Recipients) == 0 || cfg.Mailbox == "" {
-		return nil, cfg.Validate()
+	if err := cfg.validate(s.ln != nil); err != nil {
+		return nil, err
 	}
 	if h == nil {
 		return nil, errors.New("lmtp: nil handler")

@@ -485,3 +485,24 @@ func TestPipelining(t *testing.T) {
 		t.Fatalf("messages %d", len(msgs))
 	}
 }
+
+// TestWithListener serves a listener the caller opened (socket activation,
+// tests): no address is needed.
+func TestWithListener(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	s, err := lmtp.New(lmtp.Config{Mailbox: support, Recipients: []string{support}}, rec.handle, nil, nil, lmtp.WithListener(ln))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runServer(t, s)
+	if s.Addr().String() != ln.Addr().String() {
+		t.Fatalf("addr %v", s.Addr())
+	}
+	if a := send(t, "tcp", ln.Addr().String(), "c@acme.example", []string{support}, message("l@x", "x")); a.data[support] != 250 {
+		t.Fatalf("got %d", a.data[support])
+	}
+}

@@ -50,16 +50,6 @@ type Metrics struct {
 	reloadTime    prometheus.Gauge
 }
 
-// TokenObserver is told about OAuth access tokens (implemented by
-// *Metrics): the token client calls TokenExpiry after each refresh and
-// TokenRefreshFailed when one fails. account names the mailbox (or "smtp").
-type TokenObserver interface {
-	TokenExpiry(account string, expiry time.Time)
-	TokenRefreshFailed(account string)
-}
-
-var _ TokenObserver = (*Metrics)(nil)
-
 // New returns Metrics on a fresh registry that also carries the standard Go
 // runtime and process collectors.
 func New() *Metrics {
@@ -197,10 +187,12 @@ func (m *Metrics) LoopSuppressed(reason string) {
 // between instances).
 func (m *Metrics) MailSent(kind string, arrived, sent time.Time) {
 	kind = orUnknown(kind)
-	m.mailSent.WithLabelValues(kind).Inc()
+	// The histogram first: a scrape in between sees it at least as far as
+	// the counter.
 	if !arrived.IsZero() {
 		m.mailLatency.WithLabelValues(kind).Observe(max(sent.Sub(arrived), 0).Seconds())
 	}
+	m.mailSent.WithLabelValues(kind).Inc()
 }
 
 // MailFailed counts a failed send attempt of kind.
@@ -227,13 +219,18 @@ func (m *Metrics) SLABreached(contract string) {
 	m.slaBreaches.WithLabelValues(contractLabel(contract)).Inc()
 }
 
-// TokenExpiry records when account's current OAuth access token expires.
-func (m *Metrics) TokenExpiry(account string, expiry time.Time) {
+// TokenRefreshed records when account's new OAuth access token expires.
+// With TokenRefreshFailed it is the token client's observer (oauth.Observer);
+// account is the credential's name (the mailbox address, or the SMTP
+// username).
+func (m *Metrics) TokenRefreshed(account string, expiry time.Time) {
 	m.tokenExpiry.WithLabelValues(account).Set(unixSeconds(expiry))
 }
 
-// TokenRefreshFailed counts a failed token refresh of account.
-func (m *Metrics) TokenRefreshFailed(account string) {
+// TokenRefreshFailed counts a failed token refresh of account. The error is
+// logged by the token client, not exported: its text would make unbounded
+// label values.
+func (m *Metrics) TokenRefreshFailed(account string, _ error) {
 	m.tokenFailures.WithLabelValues(account).Inc()
 }
 

@@ -145,8 +145,8 @@ func TestEvents(t *testing.T) {
 	m.MailDropped("relay")
 	m.SLAWarned("acme")
 	m.SLABreached("")
-	m.TokenExpiry("support@northwind-it.example", arrived.Add(time.Hour))
-	m.TokenRefreshFailed("support@northwind-it.example")
+	m.TokenRefreshed("support@northwind-it.example", arrived.Add(time.Hour))
+	m.TokenRefreshFailed("support@northwind-it.example", errors.New("invalid_grant"))
 	m.ConfigLoaded(true, arrived)
 	golden(t, "events.golden", gather(t, m))
 }
@@ -276,7 +276,7 @@ func TestLint(t *testing.T) {
 	m.Preset(metrics.Known{Mailboxes: []string{"a@x"}, Outcomes: []string{"ticket"}, Contracts: []string{"acme"},
 		Categories: []string{"fault"}, MailKinds: []string{"ack"}, LoopReasons: []string{"list"}, Accounts: []string{"a@x"}})
 	m.MailSent("ack", time.Unix(1, 0), time.Unix(2, 0))
-	m.TokenExpiry("a@x", time.Unix(3, 0))
+	m.TokenRefreshed("a@x", time.Unix(3, 0))
 	m.ConfigLoaded(true, time.Unix(4, 0))
 	if err := m.Register(metrics.NewIMAPCollector([]metrics.Mailbox{{Name: "a@x", Source: &fakeSource{}}})); err != nil {
 		t.Fatal(err)

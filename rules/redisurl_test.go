@@ -64,8 +64,8 @@ func TestParseRedisURLModes(t *testing.T) {
 func TestRedisURLPasswordMoved(t *testing.T) {
 	for in, want := range map[string]string{
 		"redis+sentinel://:s3cret@s1:26379,s2:26379/mymaster/0": "redis+sentinel://s1:26379,s2:26379/mymaster/0",
-		"redis://app:s3cret@n1:7000,n2:7001":                     "redis://app@n1:7000,n2:7001",
-		"rediss+cluster://:s3cret@[::1]:7000":                    "rediss+cluster://[::1]:7000",
+		"redis://app:s3cret@n1:7000,n2:7001":                    "redis://app@n1:7000,n2:7001",
+		"rediss+cluster://:s3cret@[::1]:7000":                   "rediss+cluster://[::1]:7000",
 	} {
 		cfg, err := Parse("gateway.yaml", []byte(minimal(`mailbox: {host: imap.example, password: pw}
 smtp: {host: smtp.example}

@@ -47,8 +47,7 @@ type Gateway struct {
 	Timers   *TimerWorker
 	Sources  []*ingest.Source
 	// Metrics are served on service.http with /healthz and /readyz while
-	// Run runs; Metrics also takes the OAuth token events
-	// (metrics.TokenObserver).
+	// Run runs; they also observe the OAuth token sources.
 	Metrics *metrics.Metrics
 
 	opt     Options
@@ -82,7 +81,7 @@ func New(ctx context.Context, cfg *rules.Config, tmpl *notify.Templates, log *sl
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	g := &Gateway{Cfg: cfg, Log: log, rdb: opt.Redis, opt: opt}
+	g := &Gateway{Cfg: cfg, Log: log, rdb: opt.Redis, opt: opt, Metrics: metrics.New()}
 	if g.rdb == nil {
 		rdb, err := OpenRedis(ctx, cfg)
 		if err != nil {
@@ -95,7 +94,7 @@ func New(ctx context.Context, cfg *rules.Config, tmpl *notify.Templates, log *sl
 	}
 	g.Store = store.New(g.rdb, cfg.Redis.Prefix)
 	sc := cfg.SMTP
-	smtpTokens, err := newTokenSource(sc.OAuth, sc.Username, log, nil)
+	smtpTokens, err := newTokenSource(sc.OAuth, sc.Username, log, g.Metrics)
 	if err != nil {
 		g.Close()
 		return nil, fmt.Errorf("smtp: %w", err)
@@ -122,7 +121,7 @@ func New(ctx context.Context, cfg *rules.Config, tmpl *notify.Templates, log *sl
 		}
 	}
 	for _, mb := range cfg.Mailboxes {
-		tokens, err := newTokenSource(mb.OAuth, mb.Address, log, nil)
+		tokens, err := newTokenSource(mb.OAuth, mb.Address, log, g.Metrics)
 		if err != nil {
 			g.Close()
 			return nil, fmt.Errorf("mailbox %s: %w", mb.Address, err)
@@ -142,7 +141,7 @@ func New(ctx context.Context, cfg *rules.Config, tmpl *notify.Templates, log *sl
 		if opt.IMAPDialer != nil {
 			opts = append(opts, ingest.WithDialer(opt.IMAPDialer))
 		}
-		g.Sources = append(g.Sources, ingest.NewSource(ic, g.Store, log.With("component", "imap", "mailbox", mb.Address), opts...))
+		g.Sources = append(g.Sources, ingest.NewSource(ic, g.Store, log.With("component", "imap"), opts...)) // the source adds "mailbox"
 	}
 	if err := g.observe(); err != nil {
 		g.Close()

@@ -3,6 +3,7 @@ package service_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -322,10 +323,10 @@ func TestMetricsEndToEnd(t *testing.T) {
 			t.Errorf("sla_timers_pending{%s} = %v, store lists %d", c, got, len(pending))
 		}
 	}
-	// The OAuth hook (called by the token client).
+	// The OAuth observer (called by the token sources).
 	exp := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
-	og.g.Metrics.TokenExpiry(mailbox, exp)
-	og.g.Metrics.TokenRefreshFailed(mailbox)
+	og.g.Metrics.TokenRefreshed(mailbox, exp)
+	og.g.Metrics.TokenRefreshFailed(mailbox, errors.New("invalid_grant"))
 	_, body := obsGet(t, og.base+"/metrics")
 	m = obsParse(t, body)
 	if got := m[`ticketgw_token_expiry_timestamp_seconds{account="`+mailbox+`"}`]; got != float64(exp.Unix()) {

@@ -11,6 +11,7 @@ import (
 	"github.com/northwind-it/ticketgw/ingest"
 	"github.com/northwind-it/ticketgw/metrics"
 	"github.com/northwind-it/ticketgw/notify"
+	"github.com/northwind-it/ticketgw/oauth"
 	"github.com/northwind-it/ticketgw/store"
 )
 
@@ -31,6 +32,8 @@ var mailKinds = []string{"ack", "forward", "relay", "resolved", "unknown-sender"
 var autoReasons = []string{string(domain.AutoReply), string(domain.Bounce), string(domain.List), string(domain.Loop),
 	string(domain.Self), string(domain.NoReply)}
 
+var _ oauth.Observer = (*metrics.Metrics)(nil)
+
 // observer holds what the gateway's observability needs beyond the
 // metrics themselves.
 type observer struct {
@@ -43,8 +46,7 @@ type observer struct {
 // worker, collectors reading the IMAP sources and the stored state when
 // scraped, and the readiness checks.
 func (g *Gateway) observe() error {
-	m := metrics.New()
-	g.Metrics = m
+	m := g.Metrics
 	g.obs = &observer{reading: make([]atomic.Bool, len(g.Sources))}
 	contracts := make([]string, 0, len(g.Cfg.Contracts)+1)
 	for _, c := range g.Cfg.Contracts {
@@ -52,16 +54,23 @@ func (g *Gateway) observe() error {
 	}
 	contracts = append(contracts, "") // tickets of unknown senders
 	var mailboxes []metrics.Mailbox
-	var names []string
+	var names, accounts []string
 	for i, src := range g.Sources {
-		name := g.Cfg.Mailboxes[i].Address
-		names = append(names, name)
-		mailboxes = append(mailboxes, metrics.Mailbox{Name: name, Source: src, Reading: g.obs.reading[i].Load})
+		mb := g.Cfg.Mailboxes[i]
+		names = append(names, mb.Address)
+		mailboxes = append(mailboxes, metrics.Mailbox{Name: mb.Address, Source: src, Reading: g.obs.reading[i].Load})
+		if mb.OAuth != nil {
+			accounts = append(accounts, mb.Address) // the token source's name
+		}
+	}
+	if g.Cfg.SMTP.OAuth != nil {
+		accounts = append(accounts, g.Cfg.SMTP.Username)
 	}
 	m.Preset(metrics.Known{
 		Mailboxes: names, Outcomes: outcomeActions, Contracts: contracts,
 		Categories: []string{string(domain.Fault), string(domain.Request), string(domain.IMAC)},
 		MailKinds:  mailKinds, LoopReasons: append(append([]string{}, autoReasons...), ReasonRateLimit),
+		Accounts: accounts,
 	})
 	if err := m.Register(metrics.NewIMAPCollector(mailboxes)); err != nil {
 		return fmt.Errorf("register imap metrics: %w", err)

@@ -233,6 +233,11 @@ func (s *QBRScheduler) RunOnce(ctx context.Context) (made int, err error) {
 func (s *QBRScheduler) make(ctx context.Context, c *rules.Contract, q report.Quarter, due time.Time, sched rules.QBRSchedule) QBROutcome {
 	out := QBROutcome{Contract: c.ID, Quarter: q.String(), Due: due, Key: QBRKey(c.ID, q.String()), Action: QBRFailed}
 	fail := func(err error) QBROutcome { out.Err = err; return out }
+	_, _, mailable := QBRRecipients(c)
+	if !mailable && sched.Dir == "" {
+		out.Action = QBRNoRecipients // nowhere to put it: not even built
+		return out
+	}
 	tickets, err := report.Load(ctx, s.Store, c.ID)
 	if err != nil {
 		return fail(err)
@@ -256,7 +261,7 @@ func (s *QBRScheduler) make(ctx context.Context, c *rules.Contract, q report.Qua
 	if !sched.Send {
 		return out
 	}
-	if _, _, ok := QBRRecipients(c); !ok {
+	if !mailable {
 		out.Action = QBRNoRecipients
 		return out
 	}

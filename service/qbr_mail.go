@@ -188,7 +188,7 @@ var qbrHebrew = qbrWords{
 	csvFile:  "כל הנתונים של הדוח, לגיליון אלקטרוני.",
 	brief:    "הרבעון בקצרה: %s (%s)",
 	ticket1:  "פנייה אחת", ticketN: "%d פניות",
-	cats:      [3]string{"תקלות", "בקשות", "IMAC"},
+	cats:      [3]string{"תקלות", "בקשות", "קריאות IMAC\u200F"}, // the mark keeps ": n" right to left
 	against:   ", %s לעומת %s",
 	contact:   "מנהל הלקוח שלכם, %s, ישמח לעבור על הסקירה יחד איתכם: אפשר פשוט להשיב להודעה זו.",
 	noContact: "לשאלות על הסקירה אפשר לכתוב אל %s.",

@@ -70,9 +70,6 @@ type RebuildOptions struct {
 	Log *slog.Logger
 	// IMAPOptions are extra options of the IMAP connections (dialer, TLS).
 	IMAPOptions []ingest.SourceOption
-	// IMAPConfig builds a mailbox's IMAP configuration; default
-	// MailboxIMAPConfig.
-	IMAPConfig func(rules.Mailbox) (ingest.IMAPConfig, error)
 	// Force rebuilds into a store that already holds tickets (the rebuild
 	// is idempotent, but messages handled since Redis lost its data have
 	// taken ticket numbers the rebuild will hand out again).
@@ -438,12 +435,17 @@ func (q *timerQueue) Pop() any {
 }
 
 // MailboxIMAPConfig is the IMAP configuration of a configured mailbox, as
-// the gateway reads it.
-func MailboxIMAPConfig(mb rules.Mailbox) (ingest.IMAPConfig, error) {
+// the gateway reads it, with an OAuth token source when the mailbox has an
+// oauth: block.
+func MailboxIMAPConfig(mb rules.Mailbox, log *slog.Logger) (ingest.IMAPConfig, error) {
+	tokens, err := newTokenSource(mb.OAuth, mb.Address, log, nil)
+	if err != nil {
+		return ingest.IMAPConfig{}, fmt.Errorf("mailbox %s: %w", mb.Address, err)
+	}
 	ic := ingest.IMAPConfig{
 		Addr: net.JoinHostPort(mb.Host, strconv.Itoa(mb.Port)), TLS: mb.TLS,
 		AllowPlaintext: mb.AllowPlaintext, InsecureSkipVerify: mb.InsecureSkipVerify,
-		Username: mb.Username, Password: mb.Password.Reveal(), Auth: imapAuth(mb.Auth),
+		Username: mb.Username, Password: mb.Password.Reveal(), Auth: imapAuth(mb.Auth), TokenSource: tokens,
 		Folder: mb.Folder, ProcessedFolder: mb.ProcessedFolder, Name: mb.Address,
 		IDLE: mb.IDLE, PollInterval: mb.PollInterval,
 	}
@@ -470,10 +472,6 @@ func Rebuild(ctx context.Context, cfg *rules.Config, tmpl *notify.Templates, st 
 		log = slog.New(slog.DiscardHandler)
 		opt.Log = log
 	}
-	build := opt.IMAPConfig
-	if build == nil {
-		build = MailboxIMAPConfig
-	}
 	owner := opt.Owner
 	if owner == "" {
 		owner = "rebuild/" + InstanceID()
@@ -499,7 +497,7 @@ func Rebuild(ctx context.Context, cfg *rules.Config, tmpl *notify.Templates, st 
 	var items []item
 	deleted := 0
 	for i, mb := range cfg.Mailboxes {
-		ic, err := build(mb)
+		ic, err := MailboxIMAPConfig(mb, log)
 		if err != nil {
 			return RebuildStats{}, err
 		}

@@ -84,7 +84,7 @@ func main() {
 	flag.IntVar(&o.runs, "runs", 3, "independent runs (fresh servers, Redis prefix and gateway each); the median is reported")
 	flag.StringVar(&o.redis, "redis", "127.0.0.1:6379", "Redis address (loopback only)")
 	flag.StringVar(&o.bin, "gateway", "", "gateway binary (default: build ./cmd/gateway)")
-	flag.StringVar(&o.logLevel, "log-level", "info", "the gateway's log level")
+	flag.StringVar(&o.logLevel, "log-level", "info", "the gateway's log level: info or debug")
 	flag.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up on a run after this long")
 	flag.StringVar(&o.profile, "profile", "", "inproc: write a CPU profile of the drain to this file (of the last run)")
 	flag.StringVar(&o.memprof, "memprofile", "", "inproc: write an allocation profile (alloc_space) at the end to this file (of the last run)")
@@ -111,6 +111,8 @@ func (o options) validate() error {
 		return fmt.Errorf("-mode %q: want process or inproc", o.mode)
 	case o.n < 1 || o.n > 100000:
 		return fmt.Errorf("-n %d: want 1..100000", o.n)
+	case o.logLevel != "info" && o.logLevel != "debug":
+		return fmt.Errorf("-log-level %q: want info or debug (the gateway's readiness is read from its info log)", o.logLevel)
 	case o.runs < 1 || o.runs > 50:
 		return fmt.Errorf("-runs %d: want 1..50", o.runs)
 	case o.timeout <= 0 || o.timeout > time.Hour:
@@ -164,7 +166,7 @@ func run(ctx context.Context, o options) error {
 			return fmt.Errorf("run %d: %w", r, err)
 		}
 		n := time.Duration(o.n)
-		fmt.Printf("run %d  (load average %s -> %s)\n", r, load, harness.LoadAvg())
+		fmt.Printf("run %d  (load average %s -> %s; backlog appended in %s)\n", r, load, harness.LoadAvg(), res.deliver.Round(time.Millisecond))
 		fmt.Printf("       %.0f msg/s to the last mail accepted (%s), %.0f msg/s to the folder empty (%s)\n",
 			res.rate(), res.sent.Round(time.Millisecond), res.storedRate(), res.stored.Round(time.Millisecond))
 		if o.mode == "process" {
@@ -218,8 +220,8 @@ func idleCost(ctx context.Context, o options, dir string) (time.Duration, error)
 		return 0, err
 	}
 	defer w.Close(ctx)
-	c, err := harness.StartChild(harness.ChildOptions{Bin: o.bin, Config: w.ConfigPath, Env: w.Env(),
-		LogLevel: "info", LogPath: filepath.Join(dir, "gateway.log")})
+	c, err := harness.StartChild(harness.ChildOptions{Bin: o.bin, Config: w.ConfigPath, Env: append(w.Env(), o.env...),
+		LogLevel: o.logLevel, LogPath: filepath.Join(dir, "gateway.log")})
 	if err != nil {
 		return 0, err
 	}
@@ -227,7 +229,11 @@ func idleCost(ctx context.Context, o options, dir string) (time.Duration, error)
 	err = c.WaitReady(rctx)
 	cancel()
 	if err == nil {
-		time.Sleep(time.Second)
+		select {
+		case <-ctx.Done():
+			err = ctx.Err()
+		case <-time.After(time.Second):
+		}
 	}
 	user, sys, serr := c.Stop(30 * time.Second)
 	if err := errors.Join(err, serr); err != nil {

@@ -74,7 +74,7 @@ func main() {
 	flag.DurationVar(&o.gap, "gap", 10*time.Millisecond, "pause after each message's mail arrived, so the gateway is back in IDLE")
 	flag.StringVar(&o.redis, "redis", "127.0.0.1:6379", "Redis address (loopback only)")
 	flag.StringVar(&o.bin, "gateway", "", "gateway binary (default: build ./cmd/gateway)")
-	flag.StringVar(&o.logLevel, "log-level", "info", "the gateway's log level")
+	flag.StringVar(&o.logLevel, "log-level", "info", "the gateway's log level: info or debug")
 	flag.DurationVar(&o.perMsg, "timeout", 10*time.Second, "give up when one message's mail takes longer")
 	flag.StringVar(&o.profile, "profile", "", "inproc: write a CPU profile of the measured messages of the last run to this file")
 	flag.Var(&o.env, "gateway-env", "KEY=VALUE added to the gateway process's environment, e.g. GOGC=400 (repeatable)")
@@ -101,6 +101,8 @@ func (o options) validate() error {
 		return fmt.Errorf("-n %d: want 1..100000", o.n)
 	case o.warmup < 0 || o.warmup > 10000:
 		return fmt.Errorf("-warmup %d: want 0..10000", o.warmup)
+	case o.logLevel != "info" && o.logLevel != "debug":
+		return fmt.Errorf("-log-level %q: want info or debug (the gateway's readiness is read from its info log)", o.logLevel)
 	case o.runs < 1 || o.runs > 50:
 		return fmt.Errorf("-runs %d: want 1..50", o.runs)
 	case o.gap < 0 || o.gap > 10*time.Second:

@@ -105,10 +105,10 @@ func NewWorld(ctx context.Context, opt WorldOptions) (*World, error) {
 		"REDIS_URL": "redis://" + opt.RedisAddr + "/0", "REDIS_PREFIX": w.Prefix,
 	}
 	if opt.Dir != "" {
-		data, err := fs.ReadFile(examples.FS, "gateway.yaml")
+		data, err := exampleConfig()
 		if err != nil {
 			w.Close(ctx)
-			return nil, fmt.Errorf("read example configuration: %w", err)
+			return nil, err
 		}
 		w.ConfigPath = filepath.Join(opt.Dir, "gateway.yaml")
 		if err := os.WriteFile(w.ConfigPath, data, 0o600); err != nil {
@@ -122,9 +122,9 @@ func NewWorld(ctx context.Context, opt WorldOptions) (*World, error) {
 // Config loads examples/gateway.yaml pointed at the world, as the gateway
 // itself would (for the in-process mode).
 func (w *World) Config() (*rules.Config, error) {
-	data, err := fs.ReadFile(examples.FS, "gateway.yaml")
+	data, err := exampleConfig()
 	if err != nil {
-		return nil, fmt.Errorf("read example configuration: %w", err)
+		return nil, err
 	}
 	cfg, err := rules.Parse("examples/gateway.yaml", data, rules.LoadOptions{
 		Getenv: func(k string) (string, bool) { v, ok := w.Vars[k]; return v, ok },
@@ -133,6 +133,24 @@ func (w *World) Config() (*rules.Config, error) {
 		return nil, fmt.Errorf("load example configuration: %w", err)
 	}
 	return cfg, nil
+}
+
+// exampleHTTP is the metrics address of examples/gateway.yaml. The
+// benchmarks serve it on an ephemeral port instead, so that they never
+// collide with another gateway on the machine.
+const exampleHTTP = "http: 127.0.0.1:9464"
+
+// exampleConfig is examples/gateway.yaml with service.http on
+// 127.0.0.1:0.
+func exampleConfig() ([]byte, error) {
+	data, err := fs.ReadFile(examples.FS, "gateway.yaml")
+	if err != nil {
+		return nil, fmt.Errorf("read example configuration: %w", err)
+	}
+	if bytes.Count(data, []byte(exampleHTTP)) != 1 {
+		return nil, fmt.Errorf("examples/gateway.yaml: no single %q to move to an ephemeral port", exampleHTTP)
+	}
+	return bytes.Replace(data, []byte(exampleHTTP), []byte("http: 127.0.0.1:0"), 1), nil
 }
 
 // Env returns Vars as KEY=value strings.

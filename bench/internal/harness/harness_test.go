@@ -250,3 +250,18 @@ func TestParseGCTrace(t *testing.T) {
 		}
 	}
 }
+
+func TestExampleConfigUsesAnEphemeralMetricsPort(t *testing.T) {
+	w := &World{Vars: map[string]string{"IMAP_HOST": "127.0.0.1", "IMAP_PORT": "1143", "IMAP_TLS": "none",
+		"SMTP_HOST": "127.0.0.1", "SMTP_PORT": "1025", "SMTP_TLS": "none", "SMTP_AUTH": "none", "REDIS_PREFIX": "tg-bench-test:"}}
+	cfg, err := w.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Service.HTTP != "127.0.0.1:0" {
+		t.Errorf("service.http = %q, want 127.0.0.1:0", cfg.Service.HTTP)
+	}
+	if cfg.Redis.Prefix != "tg-bench-test:" {
+		t.Errorf("redis.prefix = %q: the world's variables were not used", cfg.Redis.Prefix)
+	}
+}
