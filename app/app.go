@@ -95,7 +95,7 @@ commands:
   check    -c FILE          validate the configuration, rules and templates
   classify -c FILE [--at TIME] [--json] [--show-ack] [--redis] MESSAGE...
                             classify messages offline and print the promised dates
-  report   qbr -c FILE --contract ID|--all --quarter YYYY-Qn [-o FILE|DIR] [--csv FILE]
+  report   qbr -c FILE --contract ID|--all --quarter YYYY-Qn [-o FILE|DIR] [--csv FILE] [--send]
                             the quarterly review (HTML with charts, CSV of the figures)
   tickets  list|show -c FILE read the state: open tickets, deadlines, timers, outbox
   rebuild  -c FILE [--force] rebuild the state from the processed folders after Redis lost it (sends nothing)

@@ -39,6 +39,7 @@ func TestDemoRuns(t *testing.T) {
 		"relayed to yossi@acme.co.il from \"Dana Cohen (Northwind IT Support)\"",
 		"טכנאי בדרך אליכם ויגיע תוך שעה",
 		"5 message(s) moved to Processed, 0 left in INBOX. SMTP catcher received 7 message(s).",
+		"Quarterly review of ACME for 2026-Q3 (from a generated history of three quarters): ",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("demo output lacks %q", want)

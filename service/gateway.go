@@ -171,12 +171,23 @@ func (g *Gateway) Run(ctx context.Context) error {
 		return err
 	}
 	var wg sync.WaitGroup
-	errs := make(chan error, len(g.Sources)+2)
+	errs := make(chan error, len(g.Sources)+3)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		if err := g.Outbox.Run(ctx); err != nil {
 			errs <- fmt.Errorf("outbox: %w", err)
+			cancel()
+		}
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		// Quarterly reviews on the first business day of a quarter, once
+		// across instances (returns at once when the schedule is off).
+		q := &QBRScheduler{Cfg: g.Cfg, Store: g.Store, Log: g.Log.With("component", "qbr"), Now: g.opt.Now, Kick: g.Outbox.Kick}
+		if err := q.Run(ctx); err != nil {
+			errs <- fmt.Errorf("qbr: %w", err)
 			cancel()
 		}
 	}()

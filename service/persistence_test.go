@@ -20,6 +20,13 @@ import (
 // unless CI=true, where it fails.
 func startTestRedis(t *testing.T, args ...string) string {
 	t.Helper()
+	return startTestRedisConf(t, "", args...)
+}
+
+// startTestRedisConf is startTestRedis with a configuration file (a
+// Sentinel needs one it can rewrite); conf "" runs without.
+func startTestRedisConf(t *testing.T, conf string, args ...string) string {
+	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("redis-server not on PATH: %v", err)
@@ -33,7 +40,12 @@ func startTestRedis(t *testing.T, args ...string) string {
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	cmd := exec.Command("redis-server", append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", t.TempDir()}, args...)...)
+	var argv []string
+	if conf != "" {
+		argv = append(argv, conf)
+	}
+	argv = append(argv, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", t.TempDir())
+	cmd := exec.Command("redis-server", append(argv, args...)...)
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start redis-server: %v", err)
 	}
@@ -48,8 +60,8 @@ func startTestRedis(t *testing.T, args ...string) string {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		err := c.Ping(ctx).Err()
 		cancel()
-		if err == nil {
-			return addr
+		if err == nil || strings.Contains(fmt.Sprint(err), "NOAUTH") {
+			return addr // answering (a password may be required)
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("redis-server on %s did not start: %v", addr, err)

@@ -30,6 +30,7 @@
 //	P{mb:MB}:checkpoint                  hash    uidvalidity, last_uid
 //	P{mb:MB}:lease                       string  owner of the mailbox's polling lease (expires)
 //	P{rl:<sha1(lower(sender))>}          zset    acknowledgement decisions scored by unix ms
+//	P{once:<key>}                         string  a job claimed once across instances (quarterly reviews)
 //	P{outbox}:pending                    zset    entry key -> next try unix ms
 //	P{outbox}:leased                     zset    entry key -> lease expiry unix ms
 //	P{outbox}:queued                     zset    entry key -> enqueue unix ms (depth and age)
