@@ -7,12 +7,14 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/northwind-it/ticketgw/ingest"
+	"github.com/northwind-it/ticketgw/lmtp"
 	"github.com/northwind-it/ticketgw/metrics"
 	"github.com/northwind-it/ticketgw/notify"
 	"github.com/northwind-it/ticketgw/rules"
@@ -45,6 +47,7 @@ type Gateway struct {
 	Pipeline *Pipeline
 	Outbox   *OutboxSender
 	Timers   *TimerWorker
+	LMTP     *lmtp.Server // push ingestion (cfg.LMTP); nil when not configured
 	Sources  []*ingest.Source
 	// Metrics are served on service.http with /healthz and /readyz while
 	// Run runs; they also observe the OAuth token sources.
@@ -120,6 +123,7 @@ func New(ctx context.Context, cfg *rules.Config, tmpl *notify.Templates, log *sl
 			opt.OnOutcome(o)
 		}
 	}
+	var lmtpIMAP ingest.IMAPConfig
 	for _, mb := range cfg.Mailboxes {
 		tokens, err := newTokenSource(mb.OAuth, mb.Address, log, g.Metrics)
 		if err != nil {
@@ -137,6 +141,9 @@ func New(ctx context.Context, cfg *rules.Config, tmpl *notify.Templates, log *sl
 			g.Close()
 			return nil, fmt.Errorf("mailbox %s: %w", mb.Address, err)
 		}
+		if cfg.LMTP != nil && strings.EqualFold(mb.Address, cfg.LMTP.Mailbox) {
+			lmtpIMAP = ic // the processed copies of pushed mail are filed here
+		}
 		opts := append([]ingest.SourceOption{}, opt.IMAPOptions...)
 		if opt.IMAPDialer != nil {
 			opts = append(opts, ingest.WithDialer(opt.IMAPDialer))
@@ -146,6 +153,18 @@ func New(ctx context.Context, cfg *rules.Config, tmpl *notify.Templates, log *sl
 	if err := g.observe(); err != nil {
 		g.Close()
 		return nil, err
+	}
+	if cfg.LMTP != nil {
+		var aopts []lmtp.AppenderOption
+		if opt.IMAPDialer != nil {
+			aopts = append(aopts, lmtp.WithIMAPDialer(opt.IMAPDialer))
+		}
+		srv, err := lmtp.FromRules(cfg, lmtpIMAP, g.Handler(cfg.LMTP.Mailbox), log.With("component", "lmtp"), nil, aopts...)
+		if err != nil {
+			g.Close()
+			return nil, fmt.Errorf("lmtp: %w", err)
+		}
+		g.LMTP = srv
 	}
 	return g, nil
 }
@@ -171,7 +190,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		return err
 	}
 	var wg sync.WaitGroup
-	errs := make(chan error, len(g.Sources)+3)
+	errs := make(chan error, len(g.Sources)+4)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -180,6 +199,18 @@ func (g *Gateway) Run(ctx context.Context) error {
 			cancel()
 		}
 	}()
+	if g.LMTP != nil {
+		// Push ingestion runs on every instance (no lease): the store
+		// deduplicates, and the MTA retries whatever is refused.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := g.LMTP.Run(ctx); err != nil {
+				errs <- fmt.Errorf("lmtp: %w", err)
+				cancel()
+			}
+		}()
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
