@@ -16,5 +16,7 @@ COPY --from=build /out/gateway /usr/local/bin/gateway
 USER nonroot:nonroot
 WORKDIR /etc/ticketgw
 # /etc/ticketgw/gateway.yaml is mounted; secrets via environment or *_file.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=20s \
+  CMD ["/usr/local/bin/gateway", "healthcheck", "-c", "/etc/ticketgw/gateway.yaml"]
 ENTRYPOINT ["/usr/local/bin/gateway"]
 CMD ["run", "-c", "/etc/ticketgw/gateway.yaml", "--log-format", "json"]

@@ -55,6 +55,8 @@ func Main(ctx context.Context, args []string, env Env) int {
 		err = cmdDemo(ctx, args[1:], env)
 	case "tickets":
 		err = cmdTickets(ctx, args[1:], env)
+	case "healthcheck":
+		err = cmdHealthcheck(ctx, args[1:], env)
 	case "rebuild":
 		err = cmdRebuild(ctx, args[1:], env)
 	case "report":
@@ -99,6 +101,7 @@ commands:
                             the quarterly review (HTML with charts, CSV of the figures)
   tickets  list|show -c FILE read the state: open tickets, deadlines, timers, outbox
   rebuild  -c FILE [--force] rebuild the state from the processed folders after Redis lost it (sends nothing)
+  healthcheck -c FILE [--ready]  ask the running gateway for /healthz (or /readyz)
   version                   print the version
 `, "\n"))
 }

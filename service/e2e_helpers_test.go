@@ -214,7 +214,9 @@ func (r *e2eRun) cutIMAP() {
 func (e *e2e) start(opt service.Options, stopAfter int64, setup ...func(*service.Gateway)) *e2eRun {
 	e.t.Helper()
 	opt.Now = e.clock.Now
-	opt.Redis = e.w.Redis
+	if opt.Redis == nil {
+		opt.Redis = e.w.Redis
+	}
 	if opt.OutboxIdle == 0 {
 		opt.OutboxIdle = 20 * time.Millisecond
 	}
