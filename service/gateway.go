@@ -230,6 +230,15 @@ func (g *Gateway) Run(ctx context.Context) error {
 			cancel()
 		}
 	}()
+	// A changed calendar or target moves the open tickets' deadlines (once
+	// across instances).
+	now := time.Now
+	if g.opt.Now != nil {
+		now = g.opt.Now
+	}
+	if _, err := RecalcDeadlines(ctx, g.Cfg, g.Store, now(), g.Log); err != nil {
+		g.Log.Warn("recompute deadlines after a configuration change failed", "err", err)
+	}
 	owner := g.opt.InstanceID
 	if owner == "" {
 		owner = InstanceID()
