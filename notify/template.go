@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	texttemplate "text/template"
 	"time"
 	"unicode"
@@ -146,6 +147,15 @@ type setKey struct{ kind, lang string }
 // `templates.dir`. It is immutable and safe for concurrent use.
 type Templates struct {
 	sets map[setKey]*tmplSet
+	// bound caches, per template, language and zone, a clone with the date
+	// and label functions bound: cloning and re-escaping an HTML template
+	// on every render cost about a millisecond per acknowledgement.
+	bound sync.Map // boundKey -> *texttemplate.Template | *htmltemplate.Template
+}
+
+type boundKey struct {
+	tmpl       any // the parsed base template
+	lang, zone string
 }
 
 // LoadTemplates parses the built-in templates and, when dir is not empty,
@@ -378,21 +388,21 @@ func (t *Templates) render(kind, lang string, data any) (Rendered, error) {
 	f := formatter{lang: lang, loc: loc}
 
 	var r Rendered
-	subject, err := execText(s.subject, f, data)
+	subject, err := t.execText(s.subject, f, data)
 	if err != nil {
 		return Rendered{}, locate(err, s.subject.Name(), s.origin[partSubject])
 	}
 	if r.Subject = cleanSubject(subject, lang); r.Subject == "" || r.Subject == rlm {
 		return Rendered{}, &TemplateError{File: s.origin[partSubject], Msg: "renders an empty subject"}
 	}
-	text, err := execText(s.text, f, data)
+	text, err := t.execText(s.text, f, data)
 	if err != nil {
 		return Rendered{}, locate(err, s.text.Name(), s.origin[partText])
 	}
 	if r.Text = cleanText(text, lang); r.Text == "" {
 		return Rendered{}, &TemplateError{File: s.origin[partText], Msg: "renders an empty text part"}
 	}
-	html, err := execHTML(s.html, f, data)
+	html, err := t.execHTML(s.html, f, data)
 	if err != nil {
 		return Rendered{}, locate(err, s.html.Name(), s.origin[partHTML])
 	}
@@ -402,25 +412,47 @@ func (t *Templates) render(kind, lang string, data any) (Rendered, error) {
 	return r, nil
 }
 
-func execText(base *texttemplate.Template, f formatter, data any) (string, error) {
-	c, err := base.Clone()
-	if err != nil {
-		return "", err
+func (f formatter) key(tmpl any) boundKey {
+	zone := ""
+	if f.loc != nil {
+		zone = f.loc.String()
+	}
+	return boundKey{tmpl: tmpl, lang: f.lang, zone: zone}
+}
+
+func (t *Templates) execText(base *texttemplate.Template, f formatter, data any) (string, error) {
+	k := f.key(base)
+	c, _ := t.bound.Load(k)
+	tc, _ := c.(*texttemplate.Template)
+	if tc == nil {
+		cl, err := base.Clone()
+		if err != nil {
+			return "", err
+		}
+		tc = cl.Funcs(f.textFuncs())
+		t.bound.Store(k, tc)
 	}
 	var b strings.Builder
-	if err := c.Funcs(f.textFuncs()).Execute(&b, data); err != nil {
+	if err := tc.Execute(&b, data); err != nil {
 		return "", err
 	}
 	return b.String(), nil
 }
 
-func execHTML(base *htmltemplate.Template, f formatter, data any) (string, error) {
-	c, err := base.Clone()
-	if err != nil {
-		return "", err
+func (t *Templates) execHTML(base *htmltemplate.Template, f formatter, data any) (string, error) {
+	k := f.key(base)
+	c, _ := t.bound.Load(k)
+	hc, _ := c.(*htmltemplate.Template)
+	if hc == nil {
+		cl, err := base.Clone()
+		if err != nil {
+			return "", err
+		}
+		hc = cl.Funcs(f.htmlFuncs())
+		t.bound.Store(k, hc)
 	}
 	var b strings.Builder
-	if err := c.Funcs(f.htmlFuncs()).Execute(&b, data); err != nil {
+	if err := hc.Execute(&b, data); err != nil {
 		return "", err
 	}
 	return b.String(), nil

@@ -15,6 +15,10 @@ type SourceRef struct {
 	Mailbox     string
 	UIDValidity uint32
 	UID         uint32
+	// MessageID (without angle brackets), when set, names the message by
+	// its Message-ID rather than by UID: an outbox entry refers so to a
+	// message that is moved (and so gets a new UID) after it is queued.
+	MessageID string `json:",omitempty"`
 }
 
 func (r SourceRef) String() string {

@@ -26,6 +26,9 @@ type OutboxEntry struct {
 	// whose bytes are to be relayed, instead of copying a large message
 	// into Redis.
 	Ref *SourceRef
+	// Recipe, set with Ref and without Raw, is how to compose the message
+	// from the referenced one when it is sent (JSON, owned by the sender).
+	Recipe []byte
 
 	// Arrived is when the message that caused this mail reached the gateway
 	// (zero when unknown, e.g. SLA notices); it is kept with the entry so
@@ -46,6 +49,7 @@ type outboxPayload struct {
 	To       []string   `json:"to"`
 	Raw      []byte     `json:"raw,omitempty"`
 	Ref      *SourceRef `json:"ref,omitempty"`
+	Recipe   []byte     `json:"recipe,omitempty"`
 	Enqueued time.Time  `json:"enqueued"`
 	Arrived  time.Time  `json:"arrived,omitzero"` // absent in entries queued before it existed
 }
@@ -78,10 +82,13 @@ func (s *Store) Enqueue(ctx context.Context, e OutboxEntry, now time.Time) (adde
 	if len(e.To) == 0 || (len(e.Raw) == 0 && e.Ref == nil) {
 		return false, fmt.Errorf("enqueue mail %s: no recipients or no message", e.Key)
 	}
+	if len(e.Recipe) > 0 && e.Ref == nil {
+		return false, fmt.Errorf("enqueue mail %s: a recipe without the message it refers to", e.Key)
+	}
 	if e.Arrived.IsZero() {
 		e.Arrived = ArrivalFrom(ctx)
 	}
-	payload, err := json.Marshal(outboxPayload{Kind: e.Kind, Ticket: e.Ticket, From: e.From, To: e.To, Raw: e.Raw, Ref: e.Ref,
+	payload, err := json.Marshal(outboxPayload{Kind: e.Kind, Ticket: e.Ticket, From: e.From, To: e.To, Raw: e.Raw, Ref: e.Ref, Recipe: e.Recipe,
 		Enqueued: now.UTC(), Arrived: e.Arrived.UTC()})
 	if err != nil {
 		return false, fmt.Errorf("enqueue mail %s: encode: %w", e.Key, err)
@@ -167,7 +174,7 @@ func (s *Store) ClaimOutbox(ctx context.Context, now time.Time, lease time.Durat
 			return out, fmt.Errorf("claim mail %s: %w", res[i], err)
 		}
 		out = append(out, OutboxEntry{
-			Key: res[i], Kind: p.Kind, Ticket: p.Ticket, From: p.From, To: p.To, Raw: p.Raw, Ref: p.Ref, Arrived: p.Arrived,
+			Key: res[i], Kind: p.Kind, Ticket: p.Ticket, From: p.From, To: p.To, Raw: p.Raw, Ref: p.Ref, Recipe: p.Recipe, Arrived: p.Arrived,
 			Attempts: attempts, NextTry: due, LastError: res[i+3],
 		})
 	}
