@@ -78,39 +78,49 @@ func runWithReload(ctx context.Context, path string, env Env, log *slog.Logger, 
 	if err != nil {
 		return err
 	}
+	g, err := service.New(ctx, cur.cfg, cur.tmpl, log, opt)
+	if err != nil {
+		return err
+	}
+	g.ConfigReloaded(true)
 	for {
-		g, err := service.New(ctx, cur.cfg, cur.tmpl, log, opt)
-		if err != nil {
-			return err
-		}
-		g.ConfigReloaded(true)
 		runCtx, stop := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() { done <- g.Run(runCtx) }()
-	wait:
-		for {
+		var next *service.Gateway
+		for next == nil {
 			select {
 			case err := <-done:
 				stop()
 				g.Close()
 				return err
 			case <-reload:
-				next, err := build(path, env)
+				nc, err := build(path, env)
 				if err != nil {
 					log.Error("reload failed: keeping the running configuration", "err", err)
 					g.ConfigReloaded(false)
 					continue
 				}
-				log.Info("configuration reloaded: restarting the pipeline")
-				stop()
-				if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-					log.Warn("gateway stopped with an error during reload", "err", err)
+				// Everything that can fail is built before the running
+				// gateway is stopped (Redis unreachable at this moment
+				// must not end the process).
+				ng, err := service.New(ctx, nc.cfg, nc.tmpl, log, opt)
+				if err != nil {
+					log.Error("reload failed: keeping the running configuration", "err", err)
+					g.ConfigReloaded(false)
+					continue
 				}
-				g.Close()
-				cur = next
-				break wait
+				cur, next = nc, ng
 			}
 		}
+		log.Info("configuration reloaded: restarting the pipeline", "file", path)
+		stop()
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			log.Warn("gateway stopped with an error during reload", "err", err)
+		}
+		g.Close()
+		g = next
+		g.ConfigReloaded(true)
 	}
 }
 

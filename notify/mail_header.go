@@ -383,3 +383,9 @@ func mailCheckLang(tag string) error {
 	}
 	return nil
 }
+
+// ValidAddress reports whether addr is a plain addr-spec the composers
+// accept (no display name, no angle brackets, no control characters). The
+// pipeline checks addresses with it before they reach a ticket, so that a
+// malformed address a customer wrote can never make composition fail later.
+func ValidAddress(addr string) bool { return mailCheckAddr(addr) == nil }

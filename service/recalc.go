@@ -18,7 +18,8 @@ import (
 
 // RecalcStore is what recomputing deadlines needs of the store.
 type RecalcStore interface {
-	SwapSLAFingerprint(ctx context.Context, contract, fp string) (string, error)
+	SLAFingerprint(ctx context.Context, contract string) (string, error)
+	SetSLAFingerprint(ctx context.Context, contract, fp string) error
 	TicketsByContract(ctx context.Context, contract string) ([]domain.Ticket, error)
 	UpdateTicket(ctx context.Context, id string, ch store.Change) (domain.Ticket, bool, error)
 }
@@ -63,7 +64,9 @@ func spanString(s *sla.Span) string {
 // the store last saw (SPEC: deadlines follow a calendar change on reload).
 // Each deadline is computed again from the ticket's start, moved on by the
 // business time it was paused; met responses stay met. It runs once per
-// change across instances, and each ticket's update is idempotent.
+// change (several instances starting together may each do it: each ticket's
+// update is idempotent), and the new fingerprint is recorded only once every
+// ticket is done, so a recalculation cut short is redone at the next start.
 func RecalcDeadlines(ctx context.Context, cfg *rules.Config, st RecalcStore, now time.Time, log *slog.Logger) (int, error) {
 	changed := 0
 	for _, ct := range cfg.Contracts {
@@ -71,11 +74,17 @@ func RecalcDeadlines(ctx context.Context, cfg *rules.Config, st RecalcStore, now
 			continue
 		}
 		fp := SLAFingerprint(ct)
-		old, err := st.SwapSLAFingerprint(ctx, ct.ID, fp)
+		old, err := st.SLAFingerprint(ctx, ct.ID)
 		if err != nil {
 			return changed, err
 		}
-		if old == "" || old == fp {
+		if old == fp {
+			continue
+		}
+		if old == "" { // first start with this store: nothing was promised under another calendar
+			if err := st.SetSLAFingerprint(ctx, ct.ID, fp); err != nil {
+				return changed, err
+			}
 			continue
 		}
 		tickets, err := st.TicketsByContract(ctx, ct.ID)
@@ -96,6 +105,9 @@ func RecalcDeadlines(ctx context.Context, cfg *rules.Config, st RecalcStore, now
 			}
 		}
 		changed += n
+		if err := st.SetSLAFingerprint(ctx, ct.ID, fp); err != nil {
+			return changed, err
+		}
 		log.Info("calendar or targets changed: deadlines recomputed", "contract", ct.ID, "tickets", n)
 	}
 	return changed, nil

@@ -14,17 +14,24 @@ import (
 
 func (k keys) slaFingerprint(c string) string { return k.contract(c) + "slafp" }
 
-// SwapSLAFingerprint records fp as the fingerprint of a contract's calendar
-// and SLA targets and returns the one recorded before ("" the first time).
-// The swap is atomic, so of several instances starting with a changed
-// configuration exactly one sees the change and recomputes the deadlines.
-func (s *Store) SwapSLAFingerprint(ctx context.Context, contract, fp string) (string, error) {
-	old, err := s.rdb.SetArgs(ctx, s.k.slaFingerprint(contract), fp, redis.SetArgs{Get: true}).Result()
+// SLAFingerprint returns the fingerprint of a contract's calendar and SLA
+// targets recorded last ("" when none was).
+func (s *Store) SLAFingerprint(ctx context.Context, contract string) (string, error) {
+	fp, err := s.rdb.Get(ctx, s.k.slaFingerprint(contract)).Result()
 	if errors.Is(err, redis.Nil) {
 		return "", nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("swap sla fingerprint of %s: %w", contract, err)
+		return "", fmt.Errorf("read sla fingerprint of %s: %w", contract, err)
 	}
-	return old, nil
+	return fp, nil
+}
+
+// SetSLAFingerprint records fp once the deadlines it implies are in place,
+// so a recalculation cut short is done again at the next start.
+func (s *Store) SetSLAFingerprint(ctx context.Context, contract, fp string) error {
+	if err := s.rdb.Set(ctx, s.k.slaFingerprint(contract), fp, 0).Err(); err != nil {
+		return fmt.Errorf("record sla fingerprint of %s: %w", contract, err)
+	}
+	return nil
 }
