@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -247,6 +248,41 @@ func (s *Sender) Send(ctx context.Context, env Envelope, raw []byte) error {
 	if err := smtpCheckEnvelope(env, raw); err != nil {
 		return &SendError{Op: "envelope", Err: err}
 	}
+	return s.send(ctx, env, int64(len(raw)), true, func(w io.Writer) error {
+		_, err := w.Write(raw)
+		return err
+	})
+}
+
+// SendStream delivers a message that write composes while it is sent: write
+// is called once, during DATA, with the data writer (dot-stuffing is done
+// by it; the message must have CRLF line endings), so the message is never
+// held whole in memory. Bounds, pooling and errors are as for Send, except
+// that a pooled session found stale is retried only while write has not
+// been called. An error of write aborts the transaction without ending the
+// data (the session is dropped, so the server discards the partial
+// message); it is returned wrapped as a *ComposeError, not a *SendError.
+func (s *Sender) SendStream(ctx context.Context, env Envelope, write func(io.Writer) error) error {
+	if write == nil {
+		return &SendError{Op: "envelope", Err: fmt.Errorf("%w: no message", ErrInvalidEnvelope)}
+	}
+	if err := smtpCheckEnvelope(env, []byte{0}); err != nil {
+		return &SendError{Op: "envelope", Err: err}
+	}
+	return s.send(ctx, env, 0, false, write)
+}
+
+// ComposeError is the error of the function that composed a streamed
+// message (SendStream): the mail server is not at fault.
+type ComposeError struct{ Err error }
+
+func (e *ComposeError) Error() string { return "compose message: " + e.Err.Error() }
+func (e *ComposeError) Unwrap() error { return e.Err }
+
+// send runs one delivery: size is the message size for the SIZE parameter
+// (0: unknown); replayable says whether write may be called again on a
+// fresh session.
+func (s *Sender) send(ctx context.Context, env Envelope, size int64, replayable bool, write func(io.Writer) error) error {
 	if err := s.acquire(ctx); err != nil {
 		return err
 	}
@@ -260,10 +296,10 @@ func (s *Sender) Send(ctx context.Context, env Envelope, raw []byte) error {
 		if err != nil {
 			return err
 		}
-		committed, err := s.transact(ctx, conn, env, raw)
+		written, committed, err := s.transact(ctx, conn, env, size, write)
 		if err == nil {
 			s.put(conn)
-			s.log.Debug("smtp sent", "rcpts", len(env.To), "bytes", len(raw),
+			s.log.Debug("smtp sent", "rcpts", len(env.To), "bytes", written,
 				"reused", reused, "duration", time.Since(start))
 			return nil
 		}
@@ -273,7 +309,8 @@ func (s *Sender) Send(ctx context.Context, env Envelope, raw []byte) error {
 			return err
 		}
 		s.discard(conn)
-		if reused && attempt == 0 && !committed && ctx.Err() == nil && smtpStaleSession(err) {
+		var ce *ComposeError
+		if reused && attempt == 0 && !committed && (replayable || written < 0) && ctx.Err() == nil && !errors.As(err, &ce) && smtpStaleSession(err) {
 			s.log.Debug("smtp: pooled session is gone, redialling", "err", err)
 			continue
 		}
@@ -469,27 +506,29 @@ func (s *Sender) dial(ctx context.Context) (*smtpConn, error) {
 	return &smtpConn{c: c, nc: nc}, nil
 }
 
-// transact runs MAIL, RCPT and DATA on c. committed reports whether the end
-// of the data was sent, after which the server may have accepted the message
-// even if the reply was lost.
-func (s *Sender) transact(ctx context.Context, conn *smtpConn, env Envelope, raw []byte) (committed bool, err error) {
+// transact runs MAIL, RCPT and DATA on c, the data written by write.
+// written is the number of data bytes written, -1 when write was not
+// called. committed reports whether the end of the data was sent, after
+// which the server may have accepted the message even if the reply was
+// lost.
+func (s *Sender) transact(ctx context.Context, conn *smtpConn, env Envelope, size int64, write func(io.Writer) error) (written int64, committed bool, err error) {
 	stop := context.AfterFunc(ctx, func() { _ = conn.nc.Close() })
 	defer stop()
 	c := conn.c
 
-	opts := &smtp.MailOptions{Size: int64(len(raw))}
+	opts := &smtp.MailOptions{Size: size}
 	if !smtpASCII(env.From) || !smtpAllASCII(env.To) {
 		opts.UTF8 = true
 	}
 	if err := c.Mail(env.From, opts); err != nil {
-		return false, s.wrap(ctx, "mail", "", err)
+		return -1, false, s.wrap(ctx, "mail", "", err)
 	}
 	var delivered []string
 	var failed []*SendError
 	for _, to := range env.To {
 		if err := c.Rcpt(to, nil); err != nil {
 			if smtpReplyCode(err) == 0 {
-				return false, s.wrap(ctx, "rcpt", to, err)
+				return -1, false, s.wrap(ctx, "rcpt", to, err)
 			}
 			failed = append(failed, s.wrap(ctx, "rcpt", to, err))
 			continue
@@ -497,22 +536,51 @@ func (s *Sender) transact(ctx context.Context, conn *smtpConn, env Envelope, raw
 		delivered = append(delivered, to)
 	}
 	if len(delivered) == 0 {
-		return false, &RecipientError{Failed: failed}
+		return -1, false, &RecipientError{Failed: failed}
 	}
 	w, err := c.Data()
 	if err != nil {
-		return false, s.wrap(ctx, "data", "", err)
+		return -1, false, s.wrap(ctx, "data", "", err)
 	}
-	if _, err := w.Write(raw); err != nil {
-		return false, s.wrap(ctx, "data", "", err)
+	dw := &smtpDataWriter{w: w}
+	if err := write(dw); err != nil {
+		// The data is not ended: the caller drops the session, and the
+		// server discards what it received.
+		if dw.err != nil {
+			return dw.n, false, s.wrap(ctx, "data", "", dw.err)
+		}
+		return dw.n, false, &ComposeError{Err: err}
+	}
+	if dw.err != nil { // write swallowed the writer's error
+		return dw.n, false, s.wrap(ctx, "data", "", dw.err)
 	}
 	if err := w.Close(); err != nil {
-		return true, s.wrap(ctx, "data", "", err)
+		return dw.n, true, s.wrap(ctx, "data", "", err)
 	}
 	if len(failed) > 0 {
-		return true, &RecipientError{Delivered: delivered, Failed: failed}
+		return dw.n, true, &RecipientError{Delivered: delivered, Failed: failed}
 	}
-	return true, nil
+	return dw.n, true, nil
+}
+
+// smtpDataWriter counts the bytes written to the DATA writer and keeps its
+// first error, to tell a failing connection from a failing composer.
+type smtpDataWriter struct {
+	w   io.Writer
+	n   int64
+	err error
+}
+
+func (d *smtpDataWriter) Write(p []byte) (int, error) {
+	if d.err != nil {
+		return 0, d.err
+	}
+	n, err := d.w.Write(p)
+	d.n += int64(n)
+	if err != nil {
+		d.err = err
+	}
+	return n, err
 }
 
 // wrap turns a client or network error into a *SendError, classified. When

@@ -216,7 +216,7 @@ func (p *Pipeline) followUp(ctx context.Context, dec Decision, raw []byte, t dom
 		log.Warn("follow-up not forwarded: automatic-mail cap of the ticket reached", "ticket", t.ID)
 		return out, nil
 	}
-	e, msgID, err := p.composeForwardOf(dec, nt, raw, true, reopened)
+	e, msgID, err := p.composeForwardOf(ctx, dec, nt, raw, true, reopened)
 	if err != nil {
 		return out, err
 	}

@@ -124,6 +124,8 @@ func New(ctx context.Context, cfg *rules.Config, tmpl *notify.Templates, log *sl
 		}
 	}
 	var lmtpIMAP ingest.IMAPConfig
+	processed := map[string]ingest.IMAPConfig{} // for the outbox's large originals
+	var fetchOpts []ingest.SourceOption
 	for _, mb := range cfg.Mailboxes {
 		tokens, err := newTokenSource(mb.OAuth, mb.Address, log, g.Metrics)
 		if err != nil {
@@ -148,8 +150,10 @@ func New(ctx context.Context, cfg *rules.Config, tmpl *notify.Templates, log *sl
 		if opt.IMAPDialer != nil {
 			opts = append(opts, ingest.WithDialer(opt.IMAPDialer))
 		}
+		processed[ic.Name], fetchOpts = ic, opts
 		g.Sources = append(g.Sources, ingest.NewSource(ic, g.Store, log.With("component", "imap"), opts...)) // the source adds "mailbox"
 	}
+	g.Outbox.Fetch = ProcessedFetcher(processed, fetchOpts...)
 	if err := g.observe(); err != nil {
 		g.Close()
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"time"
@@ -188,13 +189,14 @@ func (p *Pipeline) composeAck(dec Decision, t domain.Ticket) (store.OutboxEntry,
 	return store.OutboxEntry{Key: "ack:" + t.ID, Kind: "ack", Ticket: t.ID, From: env.From, To: env.To, Raw: raw}, id, nil
 }
 
-func (p *Pipeline) composeForward(dec Decision, t domain.Ticket, raw []byte) (store.OutboxEntry, string, error) {
-	return p.composeForwardOf(dec, t, raw, false, false)
+func (p *Pipeline) composeForward(ctx context.Context, dec Decision, t domain.Ticket, raw []byte) (store.OutboxEntry, string, error) {
+	return p.composeForwardOf(ctx, dec, t, raw, false, false)
 }
 
 // composeForwardOf composes the staff copy of a customer message: a new
 // ticket, or a follow-up (reopened when it reopened a resolved ticket).
-func (p *Pipeline) composeForwardOf(dec Decision, t domain.Ticket, raw []byte, followUp, reopened bool) (store.OutboxEntry, string, error) {
+// A large original is referred to rather than copied (byReference).
+func (p *Pipeline) composeForwardOf(ctx context.Context, dec Decision, t domain.Ticket, raw []byte, followUp, reopened bool) (store.OutboxEntry, string, error) {
 	ti, err := notify.NewTicketInfo(&t, contractName(dec.Contract), dec.Loc)
 	if err != nil {
 		return store.OutboxEntry{}, "", err
@@ -226,20 +228,32 @@ func (p *Pipeline) composeForwardOf(dec Decision, t domain.Ticket, raw []byte, f
 	if name == "" {
 		name = dec.Msg.From.Addr
 	}
-	out, env, err := notify.ComposeForward(notify.ForwardMail{
+	fm := notify.ForwardMail{
 		From:       domain.Address{Name: name + " via " + p.Cfg.Service.Name, Addr: p.Cfg.Service.Address},
 		To:         p.Cfg.Staff.Queue,
 		ReplyTo:    p.Cfg.Service.Address,
 		Subject:    r.Subject,
 		HeaderText: r.Text, HeaderHTML: r.HTML,
-		Original:  bytes.NewReader(raw),
 		MessageID: id, InReplyTo: dec.Msg.MessageID, References: references(dec.Msg),
 		LoopMarker: p.Cfg.Service.Address, TicketID: t.ID, Date: p.Now(),
-	})
+	}
+	key := "fwd:" + t.ID + ":" + DedupKey(dec.Msg, raw)
+	rc := forwardRecipe(fm)
+	fm.Original = bytes.NewReader(raw)
+	if ref := byReference(ctx, dec.Msg, raw); ref != nil {
+		// Composed once to nowhere: it fails now if it would fail later.
+		env, err := notify.WriteForward(io.Discard, fm)
+		if err != nil {
+			return store.OutboxEntry{}, "", fmt.Errorf("compose forward: %w", err)
+		}
+		e := store.OutboxEntry{Key: key, Kind: "forward", Ticket: t.ID, From: env.From, To: env.To}
+		e, err = referenceEntry(e, ref, rc)
+		return e, id, err
+	}
+	out, env, err := notify.ComposeForward(fm)
 	if err != nil {
 		return store.OutboxEntry{}, "", fmt.Errorf("compose forward: %w", err)
 	}
-	key := "fwd:" + t.ID + ":" + DedupKey(dec.Msg, raw)
 	return store.OutboxEntry{Key: key, Kind: "forward", Ticket: t.ID, From: env.From, To: env.To, Raw: out}, id, nil
 }
 

@@ -122,6 +122,9 @@ func (p *Pipeline) Handle(ctx context.Context, f *ingest.Fetched) error {
 		m.Warnings = append(m.Warnings, fmt.Sprintf("message larger than %d bytes: truncated", max))
 	}
 	m.Received = f.InternalDate
+	if !truncated {
+		ctx = withOrigin(ctx, f.Mailbox)
+	}
 	out, err := p.process(ctx, m, raw)
 	if err != nil {
 		return err
@@ -277,7 +280,7 @@ func (p *Pipeline) openTicketRef(ctx context.Context, dec Decision, raw []byte, 
 		ids = append(ids, msgID)
 		entries = append(entries, e)
 	}
-	e, msgID, err := p.composeForward(dec, ticket, raw)
+	e, msgID, err := p.composeForward(ctx, dec, ticket, raw)
 	if err != nil {
 		return out, err
 	}

@@ -2,10 +2,12 @@ package service
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/northwind-it/ticketgw/ingest"
 	"github.com/northwind-it/ticketgw/notify"
 	"github.com/northwind-it/ticketgw/store"
 )
@@ -54,6 +56,11 @@ type OutboxSender struct {
 	MaxAttempts int
 	// Observer, when set, is told the result of every attempt (metrics).
 	Observer SendObserver
+	// Fetch finds the original of an entry that refers to it (a large
+	// message, see outboxInlineBytes) in its mailbox's processed folder;
+	// Sender must then also be a StreamSender. Without it such entries are
+	// retried (another instance may send them).
+	Fetch FetchOriginal
 
 	kick chan struct{}
 	once sync.Once
@@ -174,7 +181,12 @@ func (o *OutboxSender) sendOne(ctx context.Context, e store.OutboxEntry) {
 	// A send that has begun is finished even when shutdown begins (the
 	// sender bounds it with its own timeout): cut short, the relay may
 	// already hold the message, which the next instance would send again.
-	err := o.Sender.Send(context.WithoutCancel(ctx), notify.Envelope{From: e.From, To: e.To}, e.Raw)
+	var err error
+	if e.Ref != nil && len(e.Recipe) > 0 {
+		err = o.sendByReference(context.WithoutCancel(ctx), e)
+	} else {
+		err = o.Sender.Send(context.WithoutCancel(ctx), notify.Envelope{From: e.From, To: e.To}, e.Raw)
+	}
 	// Record the result with a fresh context for the same reason.
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
@@ -197,7 +209,13 @@ func (o *OutboxSender) sendOne(ctx context.Context, e store.OutboxEntry) {
 		}
 		return
 	}
-	at := o.Now().Add(Backoff(e.Attempts))
+	delay := Backoff(e.Attempts)
+	if errors.Is(err, ingest.ErrMessageNotFound) {
+		// The original is moved to the processed folder just after the
+		// entry is queued: look again soon.
+		delay = min(delay, time.Duration(e.Attempts)*time.Second)
+	}
+	at := o.Now().Add(delay)
 	log.Warn("outbox: send failed, will retry", "err", err, "retry_at", at)
 	if rerr := o.Outbox.RetryOutbox(actx, e.Key, at, err.Error()); rerr != nil {
 		log.Error("outbox: reschedule failed; the lease brings it back", "err", rerr)

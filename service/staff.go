@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"html"
+	"io"
 	"log/slog"
 	"strings"
 	"time"
@@ -252,7 +253,7 @@ func (p *Pipeline) applyStaffReply(ctx context.Context, dec Decision, raw []byte
 	var entries []store.OutboxEntry
 	var ids []string
 	if relay {
-		e, id, err := p.composeRelay(dec, nt, raw)
+		e, id, err := p.composeRelay(ctx, dec, nt, raw)
 		if err != nil {
 			return out, err
 		}
@@ -346,7 +347,9 @@ func relayRecipients(cfg *rules.Config, t domain.Ticket) (to, cc []domain.Addres
 	return to, cc
 }
 
-func (p *Pipeline) composeRelay(dec Decision, t domain.Ticket, raw []byte) (store.OutboxEntry, string, error) {
+// composeRelay composes a staff reply relayed to the customer. A large
+// original is referred to rather than copied (byReference).
+func (p *Pipeline) composeRelay(ctx context.Context, dec Decision, t domain.Ticket, raw []byte) (store.OutboxEntry, string, error) {
 	m := dec.Msg
 	id, err := notify.NewMessageID("relay", t.ID, domainOf(p.Cfg.Service.Address))
 	if err != nil {
@@ -354,7 +357,7 @@ func (p *Pipeline) composeRelay(dec Decision, t domain.Ticket, raw []byte) (stor
 	}
 	to, cc := relayRecipients(p.Cfg, t)
 	refs := nonEmpty(t.MessageID)
-	out, env, err := notify.ComposeRelay(notify.RelayMail{
+	rm := notify.RelayMail{
 		From: domain.Address{Name: staffName(m.From) + " (" + p.Cfg.Service.Name + ")", Addr: p.Cfg.Service.Address},
 		To:   to, Cc: cc, ReplyTo: p.Cfg.Service.Address,
 		Subject:   "Re: " + conversation.TagSubject(t.Subject, t.ID),
@@ -362,11 +365,23 @@ func (p *Pipeline) composeRelay(dec Decision, t domain.Ticket, raw []byte) (stor
 		LoopMarker: p.Cfg.Service.Address, TicketID: t.ID, Date: p.Now(),
 		Original: bytes.NewReader(raw),
 		EditText: editStaffText,
-	})
+	}
+	key := "relay:" + t.ID + ":" + DedupKey(m, raw)
+	if ref := byReference(ctx, m, raw); ref != nil {
+		// Composed once to nowhere: it fails now if it would fail later,
+		// and gives the envelope (To and Cc without duplicates).
+		env, err := notify.WriteRelay(io.Discard, rm)
+		if err != nil {
+			return store.OutboxEntry{}, "", fmt.Errorf("compose relay: %w", err)
+		}
+		e := store.OutboxEntry{Key: key, Kind: "relay", Ticket: t.ID, From: env.From, To: env.To}
+		e, err = referenceEntry(e, ref, relayRecipe(rm))
+		return e, id, err
+	}
+	out, env, err := notify.ComposeRelay(rm)
 	if err != nil {
 		return store.OutboxEntry{}, "", fmt.Errorf("compose relay: %w", err)
 	}
-	key := "relay:" + t.ID + ":" + DedupKey(m, raw)
 	return store.OutboxEntry{Key: key, Kind: "relay", Ticket: t.ID, From: env.From, To: env.To, Raw: out}, id, nil
 }
 
