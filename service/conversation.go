@@ -182,7 +182,12 @@ func (p *Pipeline) followUp(ctx context.Context, dec Decision, raw []byte, t dom
 		ev.Data["paused_business"] = (rt.PausedBusiness - t.PausedBusiness).String()
 	}
 	ch.Mutate = func(x *domain.Ticket) error {
-		x.Cc = mergeAddresses(x.Cc, customerCopies(p.Cfg, m), x.Requester)
+		// Only the requester and people already on the ticket may add
+		// copies: anyone else (whose From is not authenticated) could
+		// otherwise have staff replies relayed to an outsider.
+		if knownParticipant(*x, m.From.Addr) {
+			x.Cc = mergeAddresses(x.Cc, customerCopies(p.Cfg, m), x.Requester)
+		}
 		switch x.Status {
 		case domain.StatusResolved:
 			x.Status, x.Resolved = domain.StatusOpen, time.Time{}
@@ -218,7 +223,9 @@ func (p *Pipeline) followUp(ctx context.Context, dec Decision, raw []byte, t dom
 	}
 	e, msgID, err := p.composeForwardOf(ctx, dec, nt, raw, true, reopened)
 	if err != nil {
-		return out, err
+		// Deterministic: retrying would hold the mailbox forever.
+		log.Error("follow-up not forwarded: it cannot be composed", "ticket", nt.ID, "err", err)
+		return out, nil
 	}
 	if err := p.Store.IndexMessageIDs(ctx, nt.ID, nonEmpty(m.MessageID, msgID)...); err != nil {
 		return out, fmt.Errorf("index message ids: %w", err)
@@ -270,6 +277,20 @@ func mergeAddresses(list, add []domain.Address, requester domain.Address) []doma
 		out = append(out, a)
 	}
 	return out
+}
+
+// knownParticipant reports whether addr is the ticket's requester or one of
+// the people it relays to.
+func knownParticipant(t domain.Ticket, addr string) bool {
+	if strings.EqualFold(addr, t.Requester.Addr) {
+		return true
+	}
+	for _, a := range t.Cc {
+		if strings.EqualFold(addr, a.Addr) {
+			return true
+		}
+	}
+	return false
 }
 
 // maxCopies bounds the people a ticket relays to (a message with 10,000

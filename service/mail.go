@@ -289,15 +289,19 @@ func (p *Pipeline) unknownSender(ctx context.Context, dec Decision, raw []byte, 
 		MessageID: id, InReplyTo: m.MessageID, References: references(m),
 		LoopMarker: p.Cfg.Service.Address, Date: p.Now(), Lang: lang,
 	})
-	if err != nil {
-		return out, fmt.Errorf("compose unknown-sender notice: %w", err)
+	if err != nil || !notify.ValidAddress(m.From.Addr) {
+		// No usable sender address: staff still get the copy below.
+		log.Warn("unknown sender: no notice (no usable address)", "from", m.From.Addr, "err", err)
+		notice = nil
 	}
 	// One notice per sender per hour of the message's arrival: the key makes
 	// a second one within the hour a no-op.
 	hour := m.Received.UTC().Format("2006010215")
 	key := "notice:" + strings.ToLower(m.From.Addr) + ":" + hour
-	if _, err := p.Store.Enqueue(ctx, store.OutboxEntry{Key: key, Kind: "unknown-sender", From: env.From, To: env.To, Raw: notice}, p.Now()); err != nil {
-		return out, fmt.Errorf("queue unknown-sender notice: %w", err)
+	if notice != nil {
+		if _, err := p.Store.Enqueue(ctx, store.OutboxEntry{Key: key, Kind: "unknown-sender", From: env.From, To: env.To, Raw: notice}, p.Now()); err != nil {
+			return out, fmt.Errorf("queue unknown-sender notice: %w", err)
+		}
 	}
 	fwdID, err := notify.NewMessageID("fwd", "", domainOf(p.Cfg.Service.Address))
 	if err != nil {

@@ -34,6 +34,10 @@ type Store interface {
 // per-sender rate limit.
 const ReasonRateLimit = "rate-limit"
 
+// ReasonInvalidSender is the ack_reason when the From address cannot be
+// written to (malformed): the ticket is opened, staff get the copy.
+const ReasonInvalidSender = "invalid-sender"
+
 // Outcome says what happened to one message, for logs, metrics and the demo.
 type Outcome struct {
 	Ticket   domain.Ticket
@@ -122,7 +126,11 @@ func (p *Pipeline) Handle(ctx context.Context, f *ingest.Fetched) error {
 		m.Warnings = append(m.Warnings, fmt.Sprintf("message larger than %d bytes: truncated", max))
 	}
 	m.Received = f.InternalDate
-	if !truncated {
+	// Large outgoing copies may refer to the original in the processed
+	// folder, where the source moves it once the handler returns; pushed
+	// (LMTP, UID 0) mail is filed asynchronously and could be lost before it
+	// is, so its copies stay inline.
+	if !truncated && f.UID != 0 {
 		ctx = withOrigin(ctx, f.Mailbox)
 	}
 	out, err := p.process(ctx, m, raw)
@@ -190,6 +198,9 @@ func (p *Pipeline) process(ctx context.Context, m *domain.Message, raw []byte) (
 		return Outcome{Decision: dec, Action: "automatic"}, nil
 	case dec.Contract == nil && p.Cfg.UnknownSenders != "ticket":
 		return p.unknownSender(ctx, dec, raw, log)
+	}
+	if dec.Class.Ack && !notify.ValidAddress(m.From.Addr) {
+		dec.Class.Ack, dec.Class.AckReason = false, ReasonInvalidSender
 	}
 	if dec.Class.Ack && p.repliesToOurAutomaticMail(m) {
 		// A reply to our acknowledgement that no longer threads (its ticket
@@ -272,20 +283,24 @@ func (p *Pipeline) openTicketRef(ctx context.Context, dec Decision, raw []byte, 
 			dec = out.Decision
 		}
 	}
+	// Composition is deterministic: an error here (a malformed address
+	// the customer wrote, a template an admin broke) would fail every retry
+	// and hold the mailbox, so it is logged and that mail skipped; the
+	// ticket stands.
 	if dec.Class.Ack {
-		e, msgID, err := p.composeAck(dec, ticket)
-		if err != nil {
-			return out, err
+		if e, msgID, err := p.composeAck(dec, ticket); err != nil {
+			log.Error("acknowledgement not sent: it cannot be composed", "err", err)
+		} else {
+			ids = append(ids, msgID)
+			entries = append(entries, e)
 		}
+	}
+	if e, msgID, err := p.composeForward(ctx, dec, ticket, raw); err != nil {
+		log.Error("staff copy not sent: it cannot be composed", "err", err)
+	} else {
 		ids = append(ids, msgID)
 		entries = append(entries, e)
 	}
-	e, msgID, err := p.composeForward(ctx, dec, ticket, raw)
-	if err != nil {
-		return out, err
-	}
-	ids = append(ids, msgID)
-	entries = append(entries, e)
 	if err := p.Store.IndexMessageIDs(ctx, ticket.ID, ids...); err != nil {
 		return out, fmt.Errorf("index message ids: %w", err)
 	}
@@ -333,11 +348,14 @@ func customerCopies(cfg *rules.Config, m *domain.Message) []domain.Address {
 	seen := map[string]bool{strings.ToLower(m.From.Addr): true}
 	for _, a := range append(append([]domain.Address{}, m.To...), m.Cc...) {
 		k := strings.ToLower(a.Addr)
-		if k == "" || seen[k] || cfg.IsOwnAddress(k) || cfg.IsStaff(k) {
-			continue
+		if k == "" || seen[k] || cfg.IsOwnAddress(k) || cfg.IsStaff(k) || !notify.ValidAddress(a.Addr) {
+			continue // a malformed address would make every later relay fail
 		}
 		seen[k] = true
 		out = append(out, a)
+		if len(out) == maxCopies {
+			break
+		}
 	}
 	return out
 }

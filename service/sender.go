@@ -47,7 +47,7 @@ type OutboxSender struct {
 	Log     *slog.Logger
 	Now     func() time.Time
 	Lease   time.Duration // default 2m: longer than one send can take
-	Batch   int           // default 32
+	Batch   int           // default Workers
 	Workers int           // parallel sends, default 4
 	Idle    time.Duration // poll period when nothing is kicked, default 1s
 	// MaxAttempts after which a permanently failing entry is dropped (logged
@@ -75,11 +75,14 @@ func (o *OutboxSender) init() {
 		if o.Lease <= 0 {
 			o.Lease = 2 * time.Minute
 		}
-		if o.Batch <= 0 {
-			o.Batch = 32
-		}
 		if o.Workers <= 0 {
 			o.Workers = 4
+		}
+		if o.Batch <= 0 {
+			// Claim no more than can be sent at once: entries waiting
+			// behind slow sends would otherwise outlive their lease and be
+			// claimed (and sent) by another instance too.
+			o.Batch = o.Workers
 		}
 		if o.Idle <= 0 {
 			o.Idle = time.Second

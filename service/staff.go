@@ -253,18 +253,21 @@ func (p *Pipeline) applyStaffReply(ctx context.Context, dec Decision, raw []byte
 	var entries []store.OutboxEntry
 	var ids []string
 	if relay {
-		e, id, err := p.composeRelay(ctx, dec, nt, raw)
-		if err != nil {
-			return out, err
+		if e, id, err := p.composeRelay(ctx, dec, nt, raw); err != nil {
+			// Deterministic (an encrypted or malformed reply, a bad
+			// address on the ticket): the commands stand, staff are told
+			// in the log; retrying would hold the mailbox.
+			log.Error("staff reply not relayed: it cannot be composed", "err", err)
+		} else {
+			entries, ids = append(entries, e), append(ids, id)
 		}
-		entries, ids = append(entries, e), append(ids, id)
 	}
 	if newStatus == domain.StatusResolved {
-		e, id, err := p.composeResolved(dec, nt)
-		if err != nil {
-			return out, err
+		if e, id, err := p.composeResolved(dec, nt); err != nil {
+			log.Error("resolved notice not sent: it cannot be composed", "err", err)
+		} else {
+			entries, ids = append(entries, e), append(ids, id)
 		}
-		entries, ids = append(entries, e), append(ids, id)
 	}
 	if m.MessageID != "" {
 		ids = append(ids, m.MessageID)
@@ -449,7 +452,7 @@ func (p *Pipeline) composeResolved(dec Decision, t domain.Ticket) (store.OutboxE
 	if err != nil {
 		return store.OutboxEntry{}, "", fmt.Errorf("compose resolved notice: %w", err)
 	}
-	key := "resolved:" + t.ID + ":" + DedupKey(dec.Msg, nil)
+	key := "resolved:" + t.ID + ":" + resolvedKey(dec.Msg)
 	return store.OutboxEntry{Key: key, Kind: "resolved", Ticket: t.ID, From: env.From, To: env.To, Raw: raw}, id, nil
 }
 
@@ -536,4 +539,14 @@ func (p *Pipeline) forwardEntry(m *domain.Message, raw []byte, subject, text, ht
 		return store.OutboxEntry{}, "", fmt.Errorf("compose forward: %w", err)
 	}
 	return store.OutboxEntry{Kind: "forward", Ticket: ticketID, From: env.From, To: env.To, Raw: out}, id, nil
+}
+
+// resolvedKey identifies the staff message that resolved a ticket: its
+// Message-ID, or its content (subject, date and text) when it has none, so a
+// later #resolve of the same ticket after a reopen is a new notice.
+func resolvedKey(m *domain.Message) string {
+	if m.MessageID != "" {
+		return "mid:" + strings.ToLower(m.MessageID)
+	}
+	return DedupKey(m, []byte(m.Subject+"\x00"+m.Received.UTC().Format(time.RFC3339Nano)+"\x00"+m.Text))
 }
