@@ -62,7 +62,10 @@ func TestParseLimitManyRecipients(t *testing.T) {
 	raw := parseTestMsg("From: a@b.example", "To: "+to.String(), "Cc: x@y.example", "Subject: many", "", "body")
 	start := time.Now()
 	m := parseString(raw)
-	if d := time.Since(start); d > 5*time.Second {
+	// Not a speed test (BenchmarkParse* measure speed): a bound far above
+	// the ~20 ms this takes, so that only quadratic behaviour fails it,
+	// even on a loaded machine under -race.
+	if d := time.Since(start); d > 60*time.Second {
 		t.Errorf("parsing took %v", d)
 	}
 	if len(m.To) != 10000 {
@@ -244,7 +247,9 @@ func TestParseLimitPathologicalHeaders(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			start := time.Now()
 			m := parseString("From: a@b.example\r\n" + h + "\r\n\r\nbody")
-			if d := time.Since(start); d > 3*time.Second {
+			// Only quadratic behaviour (minutes) fails this bound, not a
+			// loaded machine.
+			if d := time.Since(start); d > 60*time.Second {
 				t.Errorf("took %v", d)
 			}
 			if m.Text != "body" {
