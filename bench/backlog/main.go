@@ -56,6 +56,10 @@ type options struct {
 	gctrace  bool
 	env      harness.EnvFlag
 	keep     bool
+	// attachment, when set, replaces the generated mix with messages that
+	// carry one attachment of this many bytes (and raises
+	// limits.max_message_bytes to fit).
+	attachment byteSize
 }
 
 // result is one run's measurements.
@@ -70,6 +74,7 @@ type result struct {
 	gc           harness.GCStats // the gateway's garbage collections in the drain window (-gctrace)
 	processSelf  time.Duration   // this process's CPU during the drain (inproc: gateway + servers)
 	redisCPU     time.Duration   // Redis server CPU during the drain (upper bound: shared server)
+	rss, peakRSS int64           // the gateway's VmRSS and VmHWM a second after the drain (process mode)
 	mailAccepted int
 	tally        harness.Tally
 }
@@ -91,6 +96,7 @@ func main() {
 	flag.BoolVar(&o.gctrace, "gctrace", false, "process: run the gateway with GODEBUG=gctrace=1 and report its garbage collection CPU")
 	flag.Var(&o.env, "gateway-env", "KEY=VALUE added to the gateway process's environment, e.g. GOGC=400 (repeatable)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (config, gateway logs)")
+	flag.Var(&o.attachment, "attachment", "instead of the usual mix, messages with one attachment of this size (e.g. 50MiB); limits.max_message_bytes is raised to fit")
 	flag.Parse()
 	if err := o.validate(); err != nil {
 		fmt.Fprintln(os.Stderr, "backlog:", err)
@@ -121,6 +127,12 @@ func (o options) validate() error {
 		return errors.New("-profile and -memprofile need -mode inproc (the gateway binary has no profiling endpoint)")
 	case (len(o.env) > 0 || o.gctrace) && o.mode != "process":
 		return errors.New("-gateway-env and -gctrace need -mode process")
+	case o.attachment < 0 || o.attachment > 1<<30:
+		return fmt.Errorf("-attachment %d: want up to 1GiB", o.attachment)
+	case o.attachment > 0 && o.mode != "process":
+		return errors.New("-attachment needs -mode process (the peak RSS is the gateway process's)")
+	case o.attachment > 0 && o.n > 10:
+		return fmt.Errorf("-attachment with -n %d: at most 10 messages (each is held in memory by the in-process IMAP server)", o.n)
 	}
 	return nil
 }
@@ -147,16 +159,20 @@ func run(ctx context.Context, o options) error {
 	if o.gctrace {
 		o.env = append(o.env, "GODEBUG=gctrace=1")
 	}
-	fmt.Printf("backlog: mode=%s runs=%d messages=%d gateway log level=%s gateway env=%q\n",
-		o.mode, o.runs, o.n, o.logLevel, o.env.String())
+	fmt.Printf("backlog: mode=%s runs=%d messages=%d gateway log level=%s gateway env=%q attachment=%d bytes\n",
+		o.mode, o.runs, o.n, o.logLevel, o.env.String(), o.attachment)
 	printMachine(ctx, o.redis, root)
 
-	var idle time.Duration
+	var (
+		idle                 time.Duration
+		idleRSS, idlePeakRSS int64
+	)
 	if o.mode == "process" {
-		if idle, err = idleCost(ctx, o, filepath.Join(dir, "idle")); err != nil {
+		if idle, idleRSS, idlePeakRSS, err = idleCost(ctx, o, filepath.Join(dir, "idle")); err != nil {
 			return fmt.Errorf("idle start: %w", err)
 		}
-		fmt.Printf("idle start (empty folder, ready, 1 s, SIGTERM): gateway CPU %s\n", harness.Ms(idle))
+		fmt.Printf("idle start (empty folder, ready, 1 s, SIGTERM): gateway CPU %s, RSS %s, peak RSS %s\n",
+			harness.Ms(idle), harness.MiB(idleRSS), harness.MiB(idlePeakRSS))
 	}
 	var results []result
 	for r := 1; r <= o.runs; r++ {
@@ -173,6 +189,8 @@ func run(ctx context.Context, o options) error {
 			fmt.Printf("       gateway CPU per message %s in the drain window; whole process %s (user %s + system %s) = %s per message net of the idle start\n",
 				harness.Ms(res.cpuWindow/n), harness.Ms(res.cpuTotal), harness.Ms(res.user), harness.Ms(res.sys), harness.Ms((res.cpuTotal-idle)/n))
 			fmt.Printf("       start-up to ready %s\n", res.startup.Round(time.Millisecond))
+			fmt.Printf("       gateway memory a second after the drain: RSS %s, peak RSS (VmHWM) %s = %s above the idle start's peak\n",
+				harness.MiB(res.rss), harness.MiB(res.peakRSS), harness.MiB(res.peakRSS-idlePeakRSS))
 			if o.gctrace {
 				fmt.Printf("       garbage collection in the drain window: %d cycles, %s CPU = %s per message (%.0f%% of the gateway's CPU)\n",
 					res.gc.Cycles, harness.Ms(res.gc.CPU), harness.Ms(res.gc.CPU/n), 100*res.gc.CPU.Seconds()/res.cpuWindow.Seconds())
@@ -201,6 +219,8 @@ func run(ctx context.Context, o options) error {
 	if o.mode == "process" {
 		fmt.Printf("  gateway CPU per message (window)       %s\n", harness.Ms(time.Duration(med(func(r result) float64 { return float64(r.cpuWindow) / float64(o.n) }))))
 		fmt.Printf("  gateway CPU per message (net total)    %s\n", harness.Ms(time.Duration(med(func(r result) float64 { return float64(r.cpuTotal-idle) / float64(o.n) }))))
+		fmt.Printf("  gateway CPU per 1,000 messages (window) %.2f s\n", med(func(r result) float64 { return r.cpuWindow.Seconds() * 1000 / float64(o.n) }))
+		fmt.Printf("  gateway peak RSS (VmHWM)               %s (idle start: %s)\n", harness.MiB(int64(med(func(r result) float64 { return float64(r.peakRSS) }))), harness.MiB(idlePeakRSS))
 		if o.gctrace {
 			fmt.Printf("  of which garbage collection            %s\n", harness.Ms(time.Duration(med(func(r result) float64 { return float64(r.gc.CPU) / float64(o.n) }))))
 		}
@@ -211,19 +231,24 @@ func run(ctx context.Context, o options) error {
 // idleCost is the CPU of a gateway process that starts on an empty folder,
 // becomes ready, idles for a second and stops: the fixed cost that the
 // per-message figure of the whole process is net of.
-func idleCost(ctx context.Context, o options, dir string) (time.Duration, error) {
+func idleCost(ctx context.Context, o options, dir string) (cpu time.Duration, rss, peak int64, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return 0, err
+		return 0, 0, 0, err
 	}
 	w, err := harness.NewWorld(ctx, harness.WorldOptions{RedisAddr: o.redis, Dir: dir})
 	if err != nil {
-		return 0, err
+		return 0, 0, 0, err
 	}
 	defer w.Close(ctx)
+	if o.attachment > 0 {
+		if err := raiseMessageLimit(w.ConfigPath, int(o.attachment)); err != nil {
+			return 0, 0, 0, err
+		}
+	}
 	c, err := harness.StartChild(harness.ChildOptions{Bin: o.bin, Config: w.ConfigPath, Env: append(w.Env(), o.env...),
 		LogLevel: o.logLevel, LogPath: filepath.Join(dir, "gateway.log")})
 	if err != nil {
-		return 0, err
+		return 0, 0, 0, err
 	}
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	err = c.WaitReady(rctx)
@@ -235,11 +260,14 @@ func idleCost(ctx context.Context, o options, dir string) (time.Duration, error)
 		case <-time.After(time.Second):
 		}
 	}
+	if err == nil {
+		rss, peak, err = c.Memory()
+	}
 	user, sys, serr := c.Stop(30 * time.Second)
 	if err := errors.Join(err, serr); err != nil {
-		return 0, err
+		return 0, 0, 0, err
 	}
-	return user + sys, nil
+	return user + sys, rss, peak, nil
 }
 
 func oneRun(ctx context.Context, o options, root, dir string, lastRun bool) (res result, err error) {
@@ -265,15 +293,23 @@ func oneRun(ctx context.Context, o options, root, dir string, lastRun bool) (res
 	if _, err := rand.Read(tok[:]); err != nil {
 		return res, err
 	}
-	gen, err := harness.NewGenerator(root, hex.EncodeToString(tok[:]))
+	runToken := hex.EncodeToString(tok[:])
+	gen, err := harness.NewGenerator(root, runToken)
 	if err != nil {
 		return res, err
+	}
+	if o.attachment > 0 {
+		if err := raiseMessageLimit(w.ConfigPath, int(o.attachment)); err != nil {
+			return res, err
+		}
 	}
 	ids := make([]string, 0, o.n)
 	t0 := time.Now()
 	for i := range o.n {
-		m, err := gen.Mail(i, time.Now())
-		if err != nil {
+		var m harness.Mail
+		if o.attachment > 0 {
+			m = attachmentMail(runToken, i, int64(o.attachment), time.Now())
+		} else if m, err = gen.Mail(i, time.Now()); err != nil {
 			return res, err
 		}
 		if err := w.IMAP.Deliver(harness.Inbox, m.Raw, time.Now()); err != nil {
@@ -413,6 +449,11 @@ func oneRun(ctx context.Context, o options, root, dir string, lastRun bool) (res
 	}
 	// Leave time for a stray second send before counting.
 	time.Sleep(time.Second)
+	if child != nil {
+		if res.rss, res.peakRSS, err = child.Memory(); err != nil {
+			return res, errors.Join(err, stopGateway())
+		}
+	}
 	if err := stopGateway(); err != nil {
 		return res, err
 	}

@@ -236,3 +236,41 @@ func (e *EnvFlag) Set(v string) error {
 	*e = append(*e, v)
 	return nil
 }
+
+// Memory is the child's resident set size now (VmRSS) and its peak since it
+// started (VmHWM), in bytes, from /proc. Read it before Stop: the figures
+// are gone once the process has exited.
+func (c *Child) Memory() (rss, peak int64, err error) { return procMemory(c.Pid()) }
+
+// parseStatusMemory extracts VmRSS and VmHWM (in kB) from the contents of
+// /proc/<pid>/status and returns them in bytes.
+func parseStatusMemory(status string) (rss, peak int64, err error) {
+	found := 0
+	for line := range strings.SplitSeq(status, "\n") {
+		name, val, ok := strings.Cut(line, ":")
+		if !ok || (name != "VmRSS" && name != "VmHWM") {
+			continue
+		}
+		num, unit, _ := strings.Cut(strings.TrimSpace(val), " ")
+		if unit != "kB" {
+			return 0, 0, fmt.Errorf("parse /proc status %s: unit %q, want kB", name, unit)
+		}
+		kb, err := strconv.ParseInt(num, 10, 64)
+		if err != nil || kb < 0 {
+			return 0, 0, fmt.Errorf("parse /proc status %s %q: bad number", name, num)
+		}
+		if name == "VmRSS" {
+			rss = kb << 10
+		} else {
+			peak = kb << 10
+		}
+		found++
+	}
+	if found != 2 {
+		return 0, 0, errors.New("parse /proc status: VmRSS or VmHWM missing")
+	}
+	return rss, peak, nil
+}
+
+// MiB formats a byte count in mebibytes with one decimal.
+func MiB(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }

@@ -265,3 +265,30 @@ func TestExampleConfigUsesAnEphemeralMetricsPort(t *testing.T) {
 		t.Errorf("redis.prefix = %q: the world's variables were not used", cfg.Redis.Prefix)
 	}
 }
+
+func TestParseStatusMemory(t *testing.T) {
+	const status = "Name:\tgateway\nVmPeak:\t 1300000 kB\nVmHWM:\t   51200 kB\nVmRSS:\t   20480 kB\nThreads:\t8\n"
+	tests := []struct {
+		name      string
+		in        string
+		rss, peak int64
+		wantErr   bool
+	}{
+		{name: "both fields", in: status, rss: 20 << 20, peak: 50 << 20},
+		{name: "kernel thread without memory", in: "Name:\tkthreadd\nThreads:\t1\n", wantErr: true},
+		{name: "only one", in: "VmHWM:\t 10 kB\n", wantErr: true},
+		{name: "unknown unit", in: "VmHWM:\t 10 MB\nVmRSS:\t 1 kB\n", wantErr: true},
+		{name: "not a number", in: "VmHWM:\t x kB\nVmRSS:\t 1 kB\n", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rss, peak, err := parseStatusMemory(tt.in)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			}
+			if rss != tt.rss || peak != tt.peak {
+				t.Errorf("rss, peak = %d, %d; want %d, %d", rss, peak, tt.rss, tt.peak)
+			}
+		})
+	}
+}

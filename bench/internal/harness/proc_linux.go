@@ -67,3 +67,13 @@ func LoadAvg() string {
 	}
 	return f[0]
 }
+
+// procMemory reads the resident set size now (VmRSS) and its peak so far
+// (VmHWM) of pid from /proc/<pid>/status, in bytes.
+func procMemory(pid int) (rss, peak int64, err error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, 0, fmt.Errorf("read memory of %d: %w", pid, err)
+	}
+	return parseStatusMemory(string(data))
+}

@@ -18,3 +18,8 @@ func procCPU(int) (time.Duration, error) {
 
 // LoadAvg is unknown without /proc.
 func LoadAvg() string { return "?" }
+
+// procMemory needs /proc.
+func procMemory(int) (rss, peak int64, err error) {
+	return 0, 0, errors.New("reading a running process's memory needs linux /proc")
+}
