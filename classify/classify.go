@@ -9,6 +9,7 @@
 package classify
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/northwind-it/ticketgw/domain"
@@ -133,7 +134,7 @@ func (c *Classifier) Classify(m *domain.Message) domain.Classification {
 			set["priority"] = string(a.Priority)
 		}
 		for _, tg := range a.Tags {
-			if !contains(res.Tags, tg) {
+			if !slices.Contains(res.Tags, tg) {
 				res.Tags = append(res.Tags, tg)
 				set["tags"] = strings.TrimPrefix(set["tags"]+","+tg, ",")
 			}
@@ -200,15 +201,6 @@ func (c *Classifier) ackDecision(m *domain.Message, contract *rules.Contract, ac
 		return false, ReasonUnknownSender
 	}
 	return true, ""
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func boolString(b bool) string {

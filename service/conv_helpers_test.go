@@ -21,7 +21,6 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-message"
 	_ "github.com/emersion/go-message/charset" // decode any charset in walked parts
-	"github.com/redis/go-redis/v9"
 
 	"github.com/northwind-it/ticketgw/demo"
 	"github.com/northwind-it/ticketgw/domain"
@@ -65,32 +64,6 @@ var convJer = func() *time.Location {
 // Tuesday, ACME's IMAC service day).
 func convAt(day, hour, minute int) time.Time {
 	return time.Date(2026, 12, day, hour, minute, 0, 0, convJer)
-}
-
-func convRedisAddr() string {
-	if a := os.Getenv("REDIS_ADDR"); a != "" {
-		return a
-	}
-	return "127.0.0.1:6379"
-}
-
-var convRedisProbe = sync.OnceValue(func() error {
-	c := redis.NewClient(&redis.Options{Addr: convRedisAddr(), MaxRetries: -1, DialTimeout: time.Second})
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	return c.Ping(ctx).Err()
-})
-
-// convRequireRedis skips the test without Redis, or fails it under CI=true.
-func convRequireRedis(t *testing.T) {
-	t.Helper()
-	if err := convRedisProbe(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("redis at %s: %v", convRedisAddr(), err)
-		}
-		t.Skipf("redis at %s not reachable: %v", convRedisAddr(), err)
-	}
 }
 
 // convLogBuffer keeps a gateway's log, printed when the test fails (or
@@ -138,7 +111,7 @@ type convEnv struct {
 // newConvWorld starts a mail world with Redis for the test.
 func newConvWorld(t *testing.T, ctx context.Context, imapOpt localmail.IMAPOptions) *demo.World {
 	t.Helper()
-	w, err := demo.NewWorld(ctx, demo.WorldOptions{RedisURL: "redis://" + convRedisAddr(), AllowEmbedded: false, IMAP: imapOpt})
+	w, err := demo.NewWorld(ctx, demo.WorldOptions{RedisURL: "redis://" + e2eRedisAddr(), AllowEmbedded: false, IMAP: imapOpt})
 	if err != nil {
 		t.Fatalf("start mail world: %v", err)
 	}
@@ -159,7 +132,7 @@ func convContext(t *testing.T) context.Context {
 // newConvEnv starts a gateway on a new mail world.
 func newConvEnv(t *testing.T, ctx context.Context, s convSetup) *convEnv {
 	t.Helper()
-	convRequireRedis(t)
+	e2eRequireRedis(t)
 	w := newConvWorld(t, ctx, localmail.IMAPOptions{})
 	logs := &convLogBuffer{}
 	t.Cleanup(func() {

@@ -142,7 +142,7 @@ func rbMail(t *testing.T, w *demo.World, prefix string) convMail {
 // nothing sent. Rebuilt again later, the deadlines that passed meanwhile are
 // recorded as breaches without a notice and no timer is left behind.
 func TestRebuild(t *testing.T) {
-	convRequireRedis(t)
+	e2eRequireRedis(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
 	w := newConvWorld(t, ctx, localmail.IMAPOptions{})
@@ -362,7 +362,7 @@ func TestRebuild(t *testing.T) {
 // deadline at its instant, between the same two messages, without mailing
 // the notice the gateway sent: the same events, in the same order.
 func TestRebuildReplaysDeadlines(t *testing.T) {
-	convRequireRedis(t)
+	e2eRequireRedis(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	w := newConvWorld(t, ctx, localmail.IMAPOptions{})

@@ -8,9 +8,11 @@ import (
 	"html"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/northwind-it/ticketgw/classify"
 	"github.com/northwind-it/ticketgw/conversation"
 	"github.com/northwind-it/ticketgw/domain"
 	"github.com/northwind-it/ticketgw/notify"
@@ -77,7 +79,9 @@ func (p *Pipeline) openOnBehalf(ctx context.Context, dec Decision, raw []byte, c
 	if err != nil {
 		return Outcome{}, err
 	}
-	if cd.Class.AckReason == ReasonUnknownSenderTicket || cd.Class.AckReason == "unknown-sender" || cd.Class.AckReason == "staff" {
+	// #for opens a ticket even for a customer no contract matches (under the
+	// catch-all T), and the customer is told.
+	if cd.Class.AckReason == classify.ReasonUnknownSender || cd.Class.AckReason == classify.ReasonStaff {
 		cd.Class.Ack, cd.Class.AckReason = true, ""
 	}
 	log.Info("ticket opened on a customer's behalf", "customer", customer.Addr, "staff", dec.Msg.From.Addr)
@@ -85,10 +89,6 @@ func (p *Pipeline) openOnBehalf(ctx context.Context, dec Decision, raw []byte, c
 	out.Action = "on-behalf"
 	return out, err
 }
-
-// ReasonUnknownSenderTicket is never produced; it documents that #for opens a
-// ticket even for a customer no contract matches (under the catch-all T).
-const ReasonUnknownSenderTicket = "unknown-sender"
 
 // applyStaffReply obeys an authenticated staff member's commands and relays
 // the rest of the message to the customer, as one idempotent change.
@@ -301,11 +301,7 @@ func shiftBy(cal *sla.Calendar, paused time.Duration, rd, sd, rw, sw time.Time) 
 
 func appendMissing(list []string, kinds ...string) []string {
 	for _, k := range kinds {
-		found := false
-		for _, x := range list {
-			found = found || x == k
-		}
-		if !found {
+		if !slices.Contains(list, k) {
 			list = append(list, k)
 		}
 	}
