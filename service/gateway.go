@@ -33,6 +33,7 @@ type Options struct {
 	InstanceID  string        // owner name in mailbox leases; default host/pid/random
 	LeaseTTL    time.Duration // mailbox lease; default DefaultLeaseTTL
 	OutboxIdle  time.Duration
+	OutboxLease time.Duration // claim on outgoing mail; default DefaultOutboxLease
 	// SMTPCheckTTL is how long /readyz reuses an SMTP check's result;
 	// default DefaultSMTPCheckTTL.
 	SMTPCheckTTL time.Duration
@@ -113,7 +114,7 @@ func New(ctx context.Context, cfg *rules.Config, tmpl *notify.Templates, log *sl
 	}
 	g.smtp = smtp
 	g.Outbox = &OutboxSender{Outbox: g.Store, Sender: smtp, Log: log.With("component", "outbox"), Now: opt.Now,
-		Workers: max(sc.Connections, 1), Idle: opt.OutboxIdle}
+		Workers: max(sc.Connections, 1), Idle: opt.OutboxIdle, Lease: opt.OutboxLease}
 	g.Timers = &TimerWorker{Cfg: cfg, Store: g.Store, Templates: tmpl, Log: log.With("component", "timers"),
 		Now: opt.Now, Kick: g.Outbox.Kick}
 	g.Pipeline = NewPipeline(cfg, tmpl, g.Store, log.With("component", "pipeline"), opt.Now)

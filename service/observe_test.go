@@ -80,6 +80,8 @@ func (f *sendFakes) RetryOutbox(_ context.Context, key string, _ time.Time, _ st
 	return nil
 }
 
+func (f *sendFakes) ExtendOutbox(context.Context, time.Time, ...string) (int, error) { return 0, nil }
+
 func (f *sendFakes) Send(_ context.Context, env notify.Envelope, _ []byte) error {
 	return f.fail[env.To[0]]
 }

@@ -84,6 +84,8 @@ func (o *refOutbox) AckOutbox(_ context.Context, key string, _ time.Time) error 
 	return nil
 }
 
+func (o *refOutbox) ExtendOutbox(context.Context, time.Time, ...string) (int, error) { return 0, nil }
+
 func (o *refOutbox) RetryOutbox(_ context.Context, key string, _ time.Time, errText string) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()

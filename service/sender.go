@@ -17,6 +17,7 @@ type Outbox interface {
 	ClaimOutbox(ctx context.Context, now time.Time, lease time.Duration, max int) ([]store.OutboxEntry, error)
 	AckOutbox(ctx context.Context, key string, now time.Time) error
 	RetryOutbox(ctx context.Context, key string, at time.Time, errText string) error
+	ExtendOutbox(ctx context.Context, until time.Time, keys ...string) (int, error)
 }
 
 // MailSender delivers composed mail (implemented by *notify.Sender).
@@ -40,13 +41,15 @@ type SendObserver interface {
 // (so several instances never send one entry twice while it is in flight, and
 // a crashed instance's claims come back when the lease ends), sends each, and
 // acknowledges or reschedules it with backoff. An SMTP outage delays mail and
-// loses none.
+// loses none. The lease is short and renewed every third of it while the
+// batch is in hand, so a slow send keeps its claim and a crash costs the
+// customers whose mail was in flight seconds, not minutes.
 type OutboxSender struct {
 	Outbox  Outbox
 	Sender  MailSender
 	Log     *slog.Logger
 	Now     func() time.Time
-	Lease   time.Duration // default 2m: longer than one send can take
+	Lease   time.Duration // default DefaultOutboxLease; renewed while sending
 	Batch   int           // default Workers
 	Workers int           // parallel sends, default 4
 	Idle    time.Duration // poll period when nothing is kicked, default 1s
@@ -73,7 +76,7 @@ func (o *OutboxSender) init() {
 			o.Now = time.Now
 		}
 		if o.Lease <= 0 {
-			o.Lease = 2 * time.Minute
+			o.Lease = DefaultOutboxLease
 		}
 		if o.Workers <= 0 {
 			o.Workers = 4
@@ -92,6 +95,10 @@ func (o *OutboxSender) init() {
 		}
 	})
 }
+
+// DefaultOutboxLease is how long a claimed outgoing message stays with the
+// instance that claimed it without a renewal: what a crash delays it by.
+const DefaultOutboxLease = 15 * time.Second
 
 // Kick wakes the loop at once (after something was queued). It never blocks.
 func (o *OutboxSender) Kick() {
@@ -144,6 +151,8 @@ func (o *OutboxSender) drain(ctx context.Context) (int, error) {
 	if err != nil || len(entries) == 0 {
 		return 0, err
 	}
+	hb := o.renewLeases(ctx, entries)
+	defer hb.stop()
 	sem := make(chan struct{}, o.Workers)
 	var wg sync.WaitGroup
 	for i, e := range entries {
@@ -155,16 +164,79 @@ func (o *OutboxSender) drain(ctx context.Context) (int, error) {
 		}
 		if ctx.Err() != nil { // shutting down: start no new send
 			o.giveBack(ctx, entries[i:])
+			for _, e := range entries[i:] {
+				hb.done(e.Key)
+			}
 			break
 		}
 		wg.Add(1)
 		go func(e store.OutboxEntry) {
 			defer func() { <-sem; wg.Done() }()
 			o.sendOne(ctx, e)
+			hb.done(e.Key)
 		}(e)
 	}
 	wg.Wait()
 	return len(entries), nil
+}
+
+// leaseRenewer extends the leases of a batch's entries until each is done.
+type leaseRenewer struct {
+	mu   sync.Mutex
+	held map[string]bool
+	quit chan struct{}
+	wg   sync.WaitGroup
+}
+
+// renewLeases starts renewing the leases of entries every third of the lease,
+// until stop. Renewal uses its own context: during a graceful stop the sends
+// in hand are finished, and their leases must hold until then.
+func (o *OutboxSender) renewLeases(ctx context.Context, entries []store.OutboxEntry) *leaseRenewer {
+	r := &leaseRenewer{held: make(map[string]bool, len(entries)), quit: make(chan struct{})}
+	for _, e := range entries {
+		r.held[e.Key] = true
+	}
+	every := max(o.Lease/3, 10*time.Millisecond)
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-r.quit:
+				return
+			case <-t.C:
+			}
+			r.mu.Lock()
+			keys := make([]string, 0, len(r.held))
+			for k := range r.held {
+				keys = append(keys, k)
+			}
+			r.mu.Unlock()
+			if len(keys) == 0 {
+				continue
+			}
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), every)
+			_, err := o.Outbox.ExtendOutbox(rctx, o.Now().Add(o.Lease), keys...)
+			cancel()
+			if err != nil {
+				o.Log.Warn("outbox: could not renew leases; another instance may send these again", "entries", len(keys), "err", err)
+			}
+		}
+	}()
+	return r
+}
+
+func (r *leaseRenewer) done(key string) {
+	r.mu.Lock()
+	delete(r.held, key)
+	r.mu.Unlock()
+}
+
+func (r *leaseRenewer) stop() {
+	close(r.quit)
+	r.wg.Wait()
 }
 
 // giveBack returns claimed entries that were never tried to the queue, due

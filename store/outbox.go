@@ -181,6 +181,40 @@ func (s *Store) ClaimOutbox(ctx context.Context, now time.Time, lease time.Durat
 	return out, nil
 }
 
+var extendOutboxScript = redis.NewScript(`
+-- KEYS[1] P{outbox}:leased  key -> lease expiry ms
+-- ARGV[1] new expiry ms, ARGV[2..] entry keys
+-- Returns how many leases were extended. Only entries still leased are
+-- touched (XX), and a lease is never shortened (GT): an entry acked or given
+-- back meanwhile stays where it is.
+local n = 0
+for i = 2, #ARGV do
+  n = n + redis.call('ZADD', KEYS[1], 'XX', 'GT', 'CH', ARGV[1], ARGV[i])
+end
+return n
+`)
+
+// ExtendOutbox moves the lease of claimed entries that are still in flight
+// to until. The sender calls it while a send takes long (a large message, a
+// slow relay), so that the lease can be short, and a crashed instance's
+// claims come back within seconds, without a slow send being handed out
+// twice. It returns how many leases it extended.
+func (s *Store) ExtendOutbox(ctx context.Context, until time.Time, keys ...string) (int, error) {
+	if len(keys) == 0 {
+		return 0, nil
+	}
+	args := make([]any, 0, len(keys)+1)
+	args = append(args, ms(until))
+	for _, k := range keys {
+		args = append(args, k)
+	}
+	n, err := extendOutboxScript.Run(ctx, s.rdb, []string{s.k.outboxLeased()}, args...).Int()
+	if err != nil {
+		return 0, fmt.Errorf("extend mail leases: %w", err)
+	}
+	return n, nil
+}
+
 var ackOutboxScript = redis.NewScript(`
 -- KEYS[1] P{outbox}:pending, KEYS[2] P{outbox}:leased, KEYS[3] P{outbox}:queued,
 -- KEYS[4] P{outbox}:msg, KEYS[5] P{outbox}:attempts, KEYS[6] P{outbox}:errors,

@@ -229,3 +229,40 @@ func TestOutboxRef(t *testing.T) {
 		t.Fatalf("claim = %+v, %v", got, err)
 	}
 }
+
+func TestOutboxExtendLease(t *testing.T) {
+	s, _ := newTestStore(t)
+	ctx := context.Background()
+	now := received
+	for _, k := range []string{"ack:a", "ack:b", "ack:c"} {
+		if _, err := s.Enqueue(ctx, mail(k), now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lease := 10 * time.Second
+	if got := claimKeys(t, s, now, lease, 3); len(got) != 3 {
+		t.Fatalf("claimed %v", got)
+	}
+	if err := s.AckOutbox(ctx, "ack:c", now); err != nil {
+		t.Fatal(err)
+	}
+	// The sender still holds a and b at 8 s and extends them; c is sent and
+	// must not come back as a lease; an unknown key is ignored.
+	n, err := s.ExtendOutbox(ctx, now.Add(18*time.Second), "ack:a", "ack:b", "ack:c", "ack:nope")
+	if err != nil || n != 2 {
+		t.Fatalf("extend = %d, %v; want 2", n, err)
+	}
+	// An extension never shortens a lease.
+	if n, err := s.ExtendOutbox(ctx, now.Add(5*time.Second), "ack:a"); err != nil || n != 0 {
+		t.Fatalf("shortening extend = %d, %v; want 0", n, err)
+	}
+	if got := claimKeys(t, s, now.Add(15*time.Second), lease, 10); len(got) != 0 {
+		t.Fatalf("extended entries handed out again at 15 s: %v", got)
+	}
+	if got := claimKeys(t, s, now.Add(19*time.Second), lease, 10); !slices.Equal(got, []string{"ack:a", "ack:b"}) {
+		t.Fatalf("at 19 s the lapsed leases come back: got %v", got)
+	}
+	if n, err := s.ExtendOutbox(ctx, now); err != nil || n != 0 {
+		t.Errorf("extend of nothing = %d, %v", n, err)
+	}
+}
