@@ -153,7 +153,14 @@ type mailOriginal struct {
 // mailMaxOriginalHeader bytes) and leaves the body to be streamed. Line
 // endings of the whole original are made CRLF on the way.
 func mailSplitOriginal(r io.Reader) (*mailOriginal, error) {
-	br := bufio.NewReaderSize(&mailCRLFReader{r: r}, 64<<10)
+	// A 64 KiB buffer for a stream; an original already in memory gets one
+	// no larger than itself (most are a few KB: the buffer was most of a
+	// forward's allocation).
+	size := 64 << 10
+	if l, ok := r.(interface{ Len() int }); ok {
+		size = min(size, max(l.Len()+512, 4096))
+	}
+	br := bufio.NewReaderSize(&mailCRLFReader{r: r}, size)
 	var hdr []byte
 	complete := false
 	lineStart := true // the next read starts a line (not the rest of a long one)

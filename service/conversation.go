@@ -118,10 +118,10 @@ func (p *Pipeline) allowAutomatic(ctx context.Context, ticketID, msgKey string, 
 
 // recordAutomatic notes automatic mail (a bounce of our acknowledgement, an
 // out-of-office reply) on the ticket it refers to, without answering it.
-func (p *Pipeline) recordAutomatic(ctx context.Context, dec Decision, raw []byte, t domain.Ticket, signal string, log *slog.Logger) (Outcome, error) {
+func (p *Pipeline) recordAutomatic(ctx context.Context, dec Decision, raw *Original, t domain.Ticket, signal string, log *slog.Logger) (Outcome, error) {
 	cs := p.Store.(ConversationStore)
 	m := dec.Msg
-	key := DedupKey(m, raw)
+	key := dedupKey(m, raw)
 	ev := domain.Event{Kind: domain.EventAutomatic, At: m.Received, MessageID: m.MessageID, Actor: m.From.Addr,
 		Data: map[string]string{"kind": dec.Class.AckReason, "evidence": m.AutoWhy, "thread": signal, "subject": truncate(m.Subject, 200)}}
 	if _, err := cs.AppendEvent(ctx, t.ID, ev, key); err != nil {
@@ -146,10 +146,10 @@ func truncate(s string, n int) string {
 // message is forwarded to the staff queue. It gets no acknowledgement. A
 // reply to a closed ticket, or to a resolved one after the window, opens a
 // new ticket that refers to the old one.
-func (p *Pipeline) followUp(ctx context.Context, dec Decision, raw []byte, t domain.Ticket, signal string, log *slog.Logger) (Outcome, error) {
+func (p *Pipeline) followUp(ctx context.Context, dec Decision, raw *Original, t domain.Ticket, signal string, log *slog.Logger) (Outcome, error) {
 	cs := p.Store.(ConversationStore)
 	m := dec.Msg
-	key := DedupKey(m, raw)
+	key := dedupKey(m, raw)
 	window := p.Cfg.Limits.ReopenWindow
 	if window <= 0 {
 		window = 7 * 24 * time.Hour

@@ -1,7 +1,6 @@
 package service
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -189,14 +188,14 @@ func (p *Pipeline) composeAck(dec Decision, t domain.Ticket) (store.OutboxEntry,
 	return store.OutboxEntry{Key: "ack:" + t.ID, Kind: "ack", Ticket: t.ID, From: env.From, To: env.To, Raw: raw}, id, nil
 }
 
-func (p *Pipeline) composeForward(ctx context.Context, dec Decision, t domain.Ticket, raw []byte) (store.OutboxEntry, string, error) {
+func (p *Pipeline) composeForward(ctx context.Context, dec Decision, t domain.Ticket, raw *Original) (store.OutboxEntry, string, error) {
 	return p.composeForwardOf(ctx, dec, t, raw, false, false)
 }
 
 // composeForwardOf composes the staff copy of a customer message: a new
 // ticket, or a follow-up (reopened when it reopened a resolved ticket).
 // A large original is referred to rather than copied (byReference).
-func (p *Pipeline) composeForwardOf(ctx context.Context, dec Decision, t domain.Ticket, raw []byte, followUp, reopened bool) (store.OutboxEntry, string, error) {
+func (p *Pipeline) composeForwardOf(ctx context.Context, dec Decision, t domain.Ticket, raw *Original, followUp, reopened bool) (store.OutboxEntry, string, error) {
 	ti, err := notify.NewTicketInfo(&t, contractName(dec.Contract), dec.Loc)
 	if err != nil {
 		return store.OutboxEntry{}, "", err
@@ -237,9 +236,9 @@ func (p *Pipeline) composeForwardOf(ctx context.Context, dec Decision, t domain.
 		MessageID: id, InReplyTo: dec.Msg.MessageID, References: references(dec.Msg),
 		LoopMarker: p.Cfg.Service.Address, TicketID: t.ID, Date: p.Now(),
 	}
-	key := "fwd:" + t.ID + ":" + DedupKey(dec.Msg, raw)
+	key := "fwd:" + t.ID + ":" + dedupKey(dec.Msg, raw)
 	rc := forwardRecipe(fm)
-	fm.Original = bytes.NewReader(raw)
+	fm.Original = raw.Reader()
 	if ref := byReference(ctx, dec.Msg, raw); ref != nil {
 		// Composed once to nowhere: it fails now if it would fail later.
 		env, err := notify.WriteForward(io.Discard, fm)
@@ -265,7 +264,7 @@ const NoTicketID = "none"
 // unknownSender handles mail from a sender no contract matches under
 // unknown_senders: reply (a polite notice, rate-limited by the outbox key per
 // sender and hour, and a copy to the staff queue) or ignore (filed only).
-func (p *Pipeline) unknownSender(ctx context.Context, dec Decision, raw []byte, log *slog.Logger) (Outcome, error) {
+func (p *Pipeline) unknownSender(ctx context.Context, dec Decision, raw *Original, log *slog.Logger) (Outcome, error) {
 	out := Outcome{Decision: dec, Action: "unknown-sender"}
 	if p.Cfg.UnknownSenders == "ignore" {
 		log.Info("unknown sender ignored")
@@ -313,13 +312,13 @@ func (p *Pipeline) unknownSender(ctx context.Context, dec Decision, raw []byte, 
 		ReplyTo:    p.Cfg.Service.Address,
 		Subject:    "[unknown sender] " + m.Subject,
 		HeaderText: fmt.Sprintf("Mail from %s, who matches no contract. No ticket was opened; the sender got a notice.\n", m.From.Addr),
-		Original:   bytes.NewReader(raw), MessageID: fwdID, TicketID: NoTicketID,
+		Original:   raw.Reader(), MessageID: fwdID, TicketID: NoTicketID,
 		InReplyTo: m.MessageID, References: references(m), LoopMarker: p.Cfg.Service.Address, Date: p.Now(),
 	})
 	if err != nil {
 		return out, fmt.Errorf("compose unknown-sender forward: %w", err)
 	}
-	if _, err := p.Store.Enqueue(ctx, store.OutboxEntry{Key: "fwd:unknown:" + DedupKey(m, raw), Kind: "forward", From: fenv.From, To: fenv.To, Raw: fwd}, p.Now()); err != nil {
+	if _, err := p.Store.Enqueue(ctx, store.OutboxEntry{Key: "fwd:unknown:" + dedupKey(m, raw), Kind: "forward", From: fenv.From, To: fenv.To, Raw: fwd}, p.Now()); err != nil {
 		return out, fmt.Errorf("queue unknown-sender forward: %w", err)
 	}
 	log.Info("unknown sender: notice and staff copy queued")

@@ -97,9 +97,9 @@ func withOrigin(ctx context.Context, mailbox string) context.Context {
 
 // byReference returns where a large original will be found after it is
 // handled, or nil when the mail is to be composed inline.
-func byReference(ctx context.Context, m *domain.Message, raw []byte) *store.SourceRef {
+func byReference(ctx context.Context, m *domain.Message, raw *Original) *store.SourceRef {
 	mailbox, _ := ctx.Value(originKey{}).(string)
-	if mailbox == "" || m.MessageID == "" || len(raw) <= outboxInlineBytes {
+	if mailbox == "" || m.MessageID == "" || raw.Size() <= outboxInlineBytes {
 		return nil
 	}
 	return &store.SourceRef{Mailbox: mailbox, MessageID: m.MessageID}

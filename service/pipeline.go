@@ -1,12 +1,8 @@
 package service
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
 	"time"
@@ -64,6 +60,9 @@ type Pipeline struct {
 	// fails the message at that point, as a crash there would, and the
 	// source tries it again later.
 	FaultHook func(step string, m *domain.Message) error
+	// SpoolDir holds messages larger than spoolBytes while they are handled
+	// (os.TempDir() when empty); each is deleted when its handling ends.
+	SpoolDir string
 }
 
 // fault calls FaultHook at step.
@@ -111,17 +110,14 @@ func (p *Pipeline) Handle(ctx context.Context, f *ingest.Fetched) error {
 	if max <= 0 {
 		max = 64 << 20
 	}
-	raw, err := io.ReadAll(io.LimitReader(f.Body, max+1))
+	raw, truncated, err := ReadOriginal(f.Body, max, p.SpoolDir)
 	if err != nil {
 		return fmt.Errorf("read uid %d: %w", f.UID, err)
 	}
-	truncated := int64(len(raw)) > max
-	if truncated {
-		raw = raw[:max]
-	}
+	defer raw.Close()
 	lim := ingest.DefaultLimits()
 	lim.MaxMessageBytes = max
-	m := ingest.Parse(bytes.NewReader(raw), lim)
+	m := ingest.Parse(raw.Reader(), lim)
 	if truncated {
 		m.Warnings = append(m.Warnings, fmt.Sprintf("message larger than %d bytes: truncated", max))
 	}
@@ -158,14 +154,10 @@ func (p *Pipeline) outcome(o Outcome) {
 // DedupKey identifies a message across mailboxes, UIDVALIDITY changes and
 // rebuilds: its Message-ID, or a hash of its bytes when it has none.
 func DedupKey(m *domain.Message, raw []byte) string {
-	if m.MessageID != "" {
-		return "mid:" + strings.ToLower(m.MessageID)
-	}
-	sum := sha256.Sum256(raw)
-	return "sha256:" + hex.EncodeToString(sum[:])
+	return dedupKey(m, NewOriginal(raw))
 }
 
-func (p *Pipeline) process(ctx context.Context, m *domain.Message, raw []byte) (Outcome, error) {
+func (p *Pipeline) process(ctx context.Context, m *domain.Message, raw *Original) (Outcome, error) {
 	dec, err := Decide(p.Cfg, p.Classifier, m, m.Received, sla.NoUsage{})
 	if err != nil {
 		return Outcome{}, err
@@ -210,13 +202,13 @@ func (p *Pipeline) process(ctx context.Context, m *domain.Message, raw []byte) (
 	return p.openTicket(ctx, dec, raw, log)
 }
 
-func (p *Pipeline) openTicket(ctx context.Context, dec Decision, raw []byte, log *slog.Logger) (Outcome, error) {
+func (p *Pipeline) openTicket(ctx context.Context, dec Decision, raw *Original, log *slog.Logger) (Outcome, error) {
 	return p.openTicketRef(ctx, dec, raw, log, "")
 }
 
 // openTicketRef opens a ticket; refersTo names the earlier ticket it
 // continues ("" for none).
-func (p *Pipeline) openTicketRef(ctx context.Context, dec Decision, raw []byte, log *slog.Logger, refersTo string) (Outcome, error) {
+func (p *Pipeline) openTicketRef(ctx context.Context, dec Decision, raw *Original, log *slog.Logger, refersTo string) (Outcome, error) {
 	m := dec.Msg
 	t := ticketFromDecision(p.Cfg, dec)
 	t.IMACDate, t.IMACQuotaUse, t.Billable = "", 0, false // reserved by the store
@@ -228,7 +220,7 @@ func (p *Pipeline) openTicketRef(ctx context.Context, dec Decision, raw []byte, 
 	nt := store.NewTicket{
 		Ticket:   t,
 		Prefix:   prefix,
-		DedupKey: DedupKey(m, raw),
+		DedupKey: dedupKey(m, raw),
 		Event: domain.Event{Kind: domain.EventOpened, At: m.Received, MessageID: m.MessageID, Actor: m.From.Addr,
 			Data: map[string]string{"category": string(t.Category), "priority": string(t.Priority), "rules": strings.Join(t.Rules, ","), "refers_to": refersTo}},
 		Timers: timersFor(dec.Deadlines),
@@ -273,7 +265,7 @@ func (p *Pipeline) openTicketRef(ctx context.Context, dec Decision, raw []byte, 
 		if limit <= 0 {
 			limit = 5
 		}
-		ok, err := p.Store.AllowAck(ctx, strings.ToLower(m.From.Addr), DedupKey(m, raw), m.Received, limit, time.Hour)
+		ok, err := p.Store.AllowAck(ctx, strings.ToLower(m.From.Addr), dedupKey(m, raw), m.Received, limit, time.Hour)
 		if err != nil {
 			return out, err
 		}

@@ -1,7 +1,6 @@
 package service
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"fmt"
@@ -26,9 +25,9 @@ import (
 // to the customer; otherwise it goes to the staff queue marked
 // unauthenticated. Commands with a problem change nothing and get a short
 // error reply.
-func (p *Pipeline) staffMail(ctx context.Context, dec Decision, raw []byte, t domain.Ticket, found bool, signal string, log *slog.Logger) (Outcome, error) {
+func (p *Pipeline) staffMail(ctx context.Context, dec Decision, raw *Original, t domain.Ticket, found bool, signal string, log *slog.Logger) (Outcome, error) {
 	m := dec.Msg
-	key := DedupKey(m, raw)
+	key := dedupKey(m, raw)
 	out := Outcome{Ticket: t, Decision: dec, Action: "staff"}
 	if ok, why := conversation.Authenticated(m.Headers, m.From.Addr, p.Cfg.Staff.TrustedAuthservID); !ok {
 		log.Warn("staff mail not authenticated: nothing relayed or obeyed", "why", why, "ticket", t.ID)
@@ -72,7 +71,7 @@ func (p *Pipeline) staffMail(ctx context.Context, dec Decision, raw []byte, t do
 // openOnBehalf opens a ticket for a customer from a staff message starting
 // with #for (after a phone call, say): the customer is the requester and
 // gets the acknowledgement.
-func (p *Pipeline) openOnBehalf(ctx context.Context, dec Decision, raw []byte, customer domain.Address, body string, log *slog.Logger) (Outcome, error) {
+func (p *Pipeline) openOnBehalf(ctx context.Context, dec Decision, raw *Original, customer domain.Address, body string, log *slog.Logger) (Outcome, error) {
 	cm := *dec.Msg
 	cm.From, cm.Text, cm.Sender, cm.ReplyTo = customer, body, nil, nil
 	cd, err := Decide(p.Cfg, p.Classifier, &cm, dec.Msg.Received, sla.NoUsage{})
@@ -92,10 +91,10 @@ func (p *Pipeline) openOnBehalf(ctx context.Context, dec Decision, raw []byte, c
 
 // applyStaffReply obeys an authenticated staff member's commands and relays
 // the rest of the message to the customer, as one idempotent change.
-func (p *Pipeline) applyStaffReply(ctx context.Context, dec Decision, raw []byte, t domain.Ticket, signal string, cmds []conversation.Command, body string, log *slog.Logger) (Outcome, error) {
+func (p *Pipeline) applyStaffReply(ctx context.Context, dec Decision, raw *Original, t domain.Ticket, signal string, cmds []conversation.Command, body string, log *slog.Logger) (Outcome, error) {
 	cs := p.Store.(ConversationStore)
 	m := dec.Msg
-	key := DedupKey(m, raw)
+	key := dedupKey(m, raw)
 	ct := p.Cfg.ContractByID(t.Contract)
 	note := conversation.HasNote(cmds)
 	// Only the staff member's own words are relayed: a reply carrying
@@ -348,7 +347,7 @@ func relayRecipients(cfg *rules.Config, t domain.Ticket) (to, cc []domain.Addres
 
 // composeRelay composes a staff reply relayed to the customer. A large
 // original is referred to rather than copied (byReference).
-func (p *Pipeline) composeRelay(ctx context.Context, dec Decision, t domain.Ticket, raw []byte) (store.OutboxEntry, string, error) {
+func (p *Pipeline) composeRelay(ctx context.Context, dec Decision, t domain.Ticket, raw *Original) (store.OutboxEntry, string, error) {
 	m := dec.Msg
 	id, err := notify.NewMessageID("relay", t.ID, domainOf(p.Cfg.Service.Address))
 	if err != nil {
@@ -362,10 +361,10 @@ func (p *Pipeline) composeRelay(ctx context.Context, dec Decision, t domain.Tick
 		Subject:   "Re: " + conversation.TagSubject(t.Subject, t.ID),
 		MessageID: id, InReplyTo: t.MessageID, References: refs,
 		LoopMarker: p.Cfg.Service.Address, TicketID: t.ID, Date: p.Now(),
-		Original: bytes.NewReader(raw),
+		Original: raw.Reader(),
 		EditText: editStaffText,
 	}
-	key := "relay:" + t.ID + ":" + DedupKey(m, raw)
+	key := "relay:" + t.ID + ":" + dedupKey(m, raw)
 	if ref := byReference(ctx, m, raw); ref != nil {
 		// Composed once to nowhere: it fails now if it would fail later,
 		// and gives the envelope (To and Cc without duplicates).
@@ -453,7 +452,7 @@ func (p *Pipeline) composeResolved(dec Decision, t domain.Ticket) (store.OutboxE
 }
 
 // commandError tells a staff member why their commands were not applied.
-func (p *Pipeline) commandError(ctx context.Context, dec Decision, raw []byte, t domain.Ticket, found bool, problems []conversation.Problem) error {
+func (p *Pipeline) commandError(ctx context.Context, dec Decision, raw *Original, t domain.Ticket, found bool, problems []conversation.Problem) error {
 	m := dec.Msg
 	data := notify.CommandErrorData{Base: base(p.Cfg, dec.Loc), Subject: m.Subject}
 	if found {
@@ -479,14 +478,14 @@ func (p *Pipeline) commandError(ctx context.Context, dec Decision, raw []byte, t
 	if err != nil {
 		return fmt.Errorf("compose command error: %w", err)
 	}
-	_, err = p.Store.Enqueue(ctx, store.OutboxEntry{Key: "cmderr:" + DedupKey(m, raw), Kind: "command-error", Ticket: t.ID,
+	_, err = p.Store.Enqueue(ctx, store.OutboxEntry{Key: "cmderr:" + dedupKey(m, raw), Kind: "command-error", Ticket: t.ID,
 		From: env.From, To: env.To, Raw: out}, p.Now())
 	return err
 }
 
 // forwardUnauthenticated sends staff mail that failed the authentication
 // check to the staff queue, marked, so a person can look at it.
-func (p *Pipeline) forwardUnauthenticated(ctx context.Context, dec Decision, raw []byte, t domain.Ticket, found bool, why string) error {
+func (p *Pipeline) forwardUnauthenticated(ctx context.Context, dec Decision, raw *Original, t domain.Ticket, found bool, why string) error {
 	m := dec.Msg
 	var e store.OutboxEntry
 	if found {
@@ -513,13 +512,13 @@ func (p *Pipeline) forwardUnauthenticated(ctx context.Context, dec Decision, raw
 			return err
 		}
 	}
-	e.Key = "unauth:" + DedupKey(m, raw)
+	e.Key = "unauth:" + dedupKey(m, raw)
 	_, err := p.Store.Enqueue(ctx, e, p.Now())
 	return err
 }
 
 // forwardEntry composes a staff-queue copy of raw with a summary.
-func (p *Pipeline) forwardEntry(m *domain.Message, raw []byte, subject, text, htmlText, ticketID string) (store.OutboxEntry, string, error) {
+func (p *Pipeline) forwardEntry(m *domain.Message, raw *Original, subject, text, htmlText, ticketID string) (store.OutboxEntry, string, error) {
 	id, err := notify.NewMessageID("fwd", ticketID, domainOf(p.Cfg.Service.Address))
 	if err != nil {
 		return store.OutboxEntry{}, "", err
@@ -527,7 +526,7 @@ func (p *Pipeline) forwardEntry(m *domain.Message, raw []byte, subject, text, ht
 	out, env, err := notify.ComposeForward(notify.ForwardMail{
 		From: domain.Address{Name: staffName(m.From) + " via " + p.Cfg.Service.Name, Addr: p.Cfg.Service.Address},
 		To:   p.Cfg.Staff.Queue, ReplyTo: p.Cfg.Service.Address, Subject: subject,
-		HeaderText: text, HeaderHTML: htmlText, Original: bytes.NewReader(raw),
+		HeaderText: text, HeaderHTML: htmlText, Original: raw.Reader(),
 		MessageID: id, InReplyTo: m.MessageID, References: references(m),
 		LoopMarker: p.Cfg.Service.Address, TicketID: cmp.Or(ticketID, NoTicketID), Date: p.Now(),
 	})

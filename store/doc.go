@@ -34,7 +34,8 @@
 //	P{outbox}:pending                    zset    entry key -> next try unix ms
 //	P{outbox}:leased                     zset    entry key -> lease expiry unix ms
 //	P{outbox}:queued                     zset    entry key -> enqueue unix ms (depth and age)
-//	P{outbox}:msg                        hash    entry key -> payload JSON
+//	P{outbox}:msg                        hash    entry key -> payload JSON (metadata)
+//	P{outbox}:raw                        hash    entry key -> the message's bytes (absent for a reference)
 //	P{outbox}:attempts                   hash    entry key -> attempts started
 //	P{outbox}:errors                     hash    entry key -> last error text
 //	P{outbox}:sent                       zset    entry key -> sent unix ms (kept for the retention period)

@@ -41,12 +41,15 @@ type OutboxEntry struct {
 	LastError string    // error text of the last failed attempt
 }
 
-// outboxPayload is the stored, immutable part of an entry.
+// outboxPayload is the stored, immutable part of an entry but its message
+// bytes, which are kept apart (P{outbox}:raw), binary, so that neither side
+// encodes a whole message as base64 inside JSON.
 type outboxPayload struct {
-	Kind     string     `json:"kind"`
-	Ticket   string     `json:"ticket,omitempty"`
-	From     string     `json:"from"`
-	To       []string   `json:"to"`
+	Kind   string   `json:"kind"`
+	Ticket string   `json:"ticket,omitempty"`
+	From   string   `json:"from"`
+	To     []string `json:"to"`
+	// Raw is read from entries queued before the bytes were kept apart.
 	Raw      []byte     `json:"raw,omitempty"`
 	Ref      *SourceRef `json:"ref,omitempty"`
 	Recipe   []byte     `json:"recipe,omitempty"`
@@ -59,8 +62,10 @@ var enqueueScript = redis.NewScript(`
 -- KEYS[2] P{outbox}:queued   key -> enqueue ms
 -- KEYS[3] P{outbox}:msg      key -> payload JSON
 -- KEYS[4] P{outbox}:sent     key -> sent ms
+-- KEYS[5] P{outbox}:raw      key -> message bytes
 -- ARGV[1] entry key, ARGV[2] payload JSON, ARGV[3] now ms,
--- ARGV[4] next try ms, ARGV[5] how long sent keys are remembered, ms
+-- ARGV[4] next try ms, ARGV[5] how long sent keys are remembered, ms,
+-- ARGV[6] message bytes ('' for an entry that refers to its message)
 -- Returns 1 when added, 0 when the key is pending, in flight, or was sent
 -- within the retention period (nothing changes).
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', tonumber(ARGV[3]) - tonumber(ARGV[5]))
@@ -68,6 +73,9 @@ if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 or redis.call('ZSCORE', KEYS[4],
   return 0
 end
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+if ARGV[6] ~= '' then
+  redis.call('HSET', KEYS[5], ARGV[1], ARGV[6])
+end
 redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 return 1
@@ -88,7 +96,7 @@ func (s *Store) Enqueue(ctx context.Context, e OutboxEntry, now time.Time) (adde
 	if e.Arrived.IsZero() {
 		e.Arrived = ArrivalFrom(ctx)
 	}
-	payload, err := json.Marshal(outboxPayload{Kind: e.Kind, Ticket: e.Ticket, From: e.From, To: e.To, Raw: e.Raw, Ref: e.Ref, Recipe: e.Recipe,
+	payload, err := json.Marshal(outboxPayload{Kind: e.Kind, Ticket: e.Ticket, From: e.From, To: e.To, Ref: e.Ref, Recipe: e.Recipe,
 		Enqueued: now.UTC(), Arrived: e.Arrived.UTC()})
 	if err != nil {
 		return false, fmt.Errorf("enqueue mail %s: encode: %w", e.Key, err)
@@ -97,8 +105,8 @@ func (s *Store) Enqueue(ctx context.Context, e OutboxEntry, now time.Time) (adde
 	if next.IsZero() {
 		next = now
 	}
-	k := []string{s.k.outboxPending(), s.k.outboxQueued(), s.k.outboxMsg(), s.k.outboxSent()}
-	n, err := enqueueScript.Run(ctx, s.rdb, k, e.Key, payload, ms(now), ms(next), s.retention.Milliseconds()).Int()
+	k := []string{s.k.outboxPending(), s.k.outboxQueued(), s.k.outboxMsg(), s.k.outboxSent(), s.k.outboxRaw()}
+	n, err := enqueueScript.Run(ctx, s.rdb, k, e.Key, payload, ms(now), ms(next), s.retention.Milliseconds(), e.Raw).Int()
 	if err != nil {
 		return false, fmt.Errorf("enqueue mail %s: %w", e.Key, err)
 	}
@@ -111,8 +119,9 @@ var claimOutboxScript = redis.NewScript(`
 -- KEYS[3] P{outbox}:msg       key -> payload JSON
 -- KEYS[4] P{outbox}:attempts  key -> attempts started
 -- KEYS[5] P{outbox}:errors    key -> last error
+-- KEYS[6] P{outbox}:raw       key -> message bytes
 -- ARGV[1] now ms, ARGV[2] lease expiry ms, ARGV[3] max entries
--- Returns a flat array {key, payload, attempts, last error, due ms, ...}:
+-- Returns a flat array {key, payload, attempts, last error, due ms, raw, ...}:
 -- first entries whose lease expired (claimed again), then due entries by
 -- next try time. Each claim counts as an attempt.
 local out = {}
@@ -132,12 +141,13 @@ local function take(key, due)
   out[#out + 1] = tostring(n)
   out[#out + 1] = redis.call('HGET', KEYS[5], key) or ''
   out[#out + 1] = due
+  out[#out + 1] = redis.call('HGET', KEYS[6], key) or ''
 end
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, max)
 for i = 1, #expired, 2 do
   take(expired[i], expired[i + 1])
 end
-local left = max - #out / 5
+local left = max - #out / 6
 if left > 0 then
   local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, left)
   for i = 1, #due, 2 do
@@ -154,28 +164,34 @@ func (s *Store) ClaimOutbox(ctx context.Context, now time.Time, lease time.Durat
 	if limit <= 0 || lease <= 0 {
 		return nil, fmt.Errorf("claim mail: invalid limit %d or lease %v", limit, lease)
 	}
-	k := []string{s.k.outboxPending(), s.k.outboxLeased(), s.k.outboxMsg(), s.k.outboxAttempts(), s.k.outboxErrors()}
-	res, err := claimOutboxScript.Run(ctx, s.rdb, k, ms(now), ms(now.Add(lease)), limit).StringSlice()
+	k := []string{s.k.outboxPending(), s.k.outboxLeased(), s.k.outboxMsg(), s.k.outboxAttempts(), s.k.outboxErrors(), s.k.outboxRaw()}
+	res, err := claimOutboxScript.Run(ctx, s.rdb, k, ms(now), ms(now.Add(lease)), limit).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("claim mail: %w", err)
 	}
-	out := make([]OutboxEntry, 0, len(res)/5)
-	for i := 0; i+4 < len(res); i += 5 {
+	str := func(v any) string { s, _ := v.(string); return s }
+	out := make([]OutboxEntry, 0, len(res)/6)
+	for i := 0; i+5 < len(res); i += 6 {
+		key := str(res[i])
 		var p outboxPayload
-		if err := json.Unmarshal([]byte(res[i+1]), &p); err != nil {
-			return out, fmt.Errorf("claim mail %s: decode: %w", res[i], err)
+		if err := json.Unmarshal([]byte(str(res[i+1])), &p); err != nil {
+			return out, fmt.Errorf("claim mail %s: decode: %w", key, err)
 		}
-		attempts, err := strconv.Atoi(res[i+2])
+		attempts, err := strconv.Atoi(str(res[i+2]))
 		if err != nil {
-			return out, fmt.Errorf("claim mail %s: attempts: %w", res[i], err)
+			return out, fmt.Errorf("claim mail %s: attempts: %w", key, err)
 		}
-		due, err := parseMS(res[i+4])
+		due, err := parseMS(str(res[i+4]))
 		if err != nil {
-			return out, fmt.Errorf("claim mail %s: %w", res[i], err)
+			return out, fmt.Errorf("claim mail %s: %w", key, err)
+		}
+		raw := p.Raw
+		if r := str(res[i+5]); r != "" {
+			raw = []byte(r)
 		}
 		out = append(out, OutboxEntry{
-			Key: res[i], Kind: p.Kind, Ticket: p.Ticket, From: p.From, To: p.To, Raw: p.Raw, Ref: p.Ref, Recipe: p.Recipe, Arrived: p.Arrived,
-			Attempts: attempts, NextTry: due, LastError: res[i+3],
+			Key: key, Kind: p.Kind, Ticket: p.Ticket, From: p.From, To: p.To, Raw: raw, Ref: p.Ref, Recipe: p.Recipe, Arrived: p.Arrived,
+			Attempts: attempts, NextTry: due, LastError: str(res[i+3]),
 		})
 	}
 	return out, nil
@@ -218,9 +234,10 @@ func (s *Store) ExtendOutbox(ctx context.Context, until time.Time, keys ...strin
 var ackOutboxScript = redis.NewScript(`
 -- KEYS[1] P{outbox}:pending, KEYS[2] P{outbox}:leased, KEYS[3] P{outbox}:queued,
 -- KEYS[4] P{outbox}:msg, KEYS[5] P{outbox}:attempts, KEYS[6] P{outbox}:errors,
--- KEYS[7] P{outbox}:sent  key -> sent ms
+-- KEYS[7] P{outbox}:sent  key -> sent ms, KEYS[8] P{outbox}:raw
 -- ARGV[1] entry key, ARGV[2] now ms
 -- Returns 1. Removes the entry and remembers its key as sent.
+redis.call('HDEL', KEYS[8], ARGV[1])
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
@@ -235,7 +252,7 @@ return 1
 // payload is removed and its key remembered, so enqueueing it again within
 // the retention period does nothing. Acking twice is harmless.
 func (s *Store) AckOutbox(ctx context.Context, key string, now time.Time) error {
-	k := []string{s.k.outboxPending(), s.k.outboxLeased(), s.k.outboxQueued(), s.k.outboxMsg(), s.k.outboxAttempts(), s.k.outboxErrors(), s.k.outboxSent()}
+	k := []string{s.k.outboxPending(), s.k.outboxLeased(), s.k.outboxQueued(), s.k.outboxMsg(), s.k.outboxAttempts(), s.k.outboxErrors(), s.k.outboxSent(), s.k.outboxRaw()}
 	if err := ackOutboxScript.Run(ctx, s.rdb, k, key, ms(now)).Err(); err != nil {
 		return fmt.Errorf("ack mail %s: %w", key, err)
 	}

@@ -3,12 +3,16 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 func mail(key string) OutboxEntry {
@@ -264,5 +268,55 @@ func TestOutboxExtendLease(t *testing.T) {
 	}
 	if n, err := s.ExtendOutbox(ctx, now); err != nil || n != 0 {
 		t.Errorf("extend of nothing = %d, %v", n, err)
+	}
+}
+
+// TestOutboxRawKeptApart: the message's bytes (binary, with NUL and 8-bit
+// bytes) are stored apart from the JSON metadata, come back byte for byte,
+// and are removed with the entry; an entry queued by an older version, with
+// the bytes inside its JSON, is still sent.
+func TestOutboxRawKeptApart(t *testing.T) {
+	s, rdb := newTestStore(t)
+	ctx := context.Background()
+	now := received
+	raw := []byte("Subject: x\r\n\r\n\x00\xff\xfe שלום\r\n")
+	e := mail("ack:bin")
+	e.Raw = raw
+	if _, err := s.Enqueue(ctx, e, now); err != nil {
+		t.Fatal(err)
+	}
+	meta, err := rdb.HGet(ctx, s.k.outboxMsg(), "ack:bin").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(meta, `"raw"`) {
+		t.Errorf("message bytes stored in the JSON metadata: %s", meta)
+	}
+	// An entry as older versions queued it.
+	legacy := `{"kind":"ack","from":"s@x","to":["c@y"],"raw":"` + base64.StdEncoding.EncodeToString([]byte("old message")) + `","enqueued":"2026-01-01T00:00:00Z"}`
+	if err := rdb.HSet(ctx, s.k.outboxMsg(), "ack:legacy", legacy).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.ZAdd(ctx, s.k.outboxPending(), redis.Z{Score: float64(now.UnixMilli()), Member: "ack:legacy"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ClaimOutbox(ctx, now, time.Minute, 10)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("claim = %+v, %v", got, err)
+	}
+	byKey := map[string][]byte{}
+	for _, g := range got {
+		byKey[g.Key] = g.Raw
+	}
+	if !bytes.Equal(byKey["ack:bin"], raw) || string(byKey["ack:legacy"]) != "old message" {
+		t.Errorf("raw = %q / %q", byKey["ack:bin"], byKey["ack:legacy"])
+	}
+	for _, g := range got {
+		if err := s.AckOutbox(ctx, g.Key, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := rdb.HLen(ctx, s.k.outboxRaw()).Result(); err != nil || n != 0 {
+		t.Errorf("raw hash holds %d entries after ack (%v)", n, err)
 	}
 }

@@ -291,7 +291,7 @@ func TestKeysShareTags(t *testing.T) {
 		"c:ac%7Bme%7D": {k.seq("ac{me}"), k.tickets("ac{me}"), k.events("ac{me}"), k.dedup("ac{me}"), k.timers("ac{me}"), k.timerLeases("ac{me}"), k.timerDues("ac{me}"), k.imac("ac{me}")},
 		"c:_":          {k.seq(""), k.tickets(""), k.imac("")},
 		"mb:IN%25BOX":  {k.checkpoint("IN%BOX"), k.lease("IN%BOX"), k.processed("IN%BOX", 1)},
-		"outbox":       {k.outboxPending(), k.outboxLeased(), k.outboxQueued(), k.outboxMsg(), k.outboxAttempts(), k.outboxErrors(), k.outboxSent()},
+		"outbox":       {k.outboxPending(), k.outboxLeased(), k.outboxQueued(), k.outboxMsg(), k.outboxRaw(), k.outboxAttempts(), k.outboxErrors(), k.outboxSent()},
 		"meta":         {k.prefixes()},
 	}
 	for want, ks := range groups {

@@ -111,6 +111,7 @@ func (k keys) outboxPending() string  { return k.outbox() + "pending" }
 func (k keys) outboxLeased() string   { return k.outbox() + "leased" }
 func (k keys) outboxQueued() string   { return k.outbox() + "queued" }
 func (k keys) outboxMsg() string      { return k.outbox() + "msg" }
+func (k keys) outboxRaw() string      { return k.outbox() + "raw" }
 func (k keys) outboxAttempts() string { return k.outbox() + "attempts" }
 func (k keys) outboxErrors() string   { return k.outbox() + "errors" }
 func (k keys) outboxSent() string     { return k.outbox() + "sent" }

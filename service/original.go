@@ -1,0 +1,121 @@
+package service
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/northwind-it/ticketgw/domain"
+)
+
+// spoolBytes is the largest message held in memory while it is handled; a
+// larger one is written to a temporary file as it is read, so that a 50 MB
+// attachment costs the gateway a buffer, not twice its size in heap. It is
+// outboxInlineBytes: a message above it is only read again by reference, as
+// a stream (the parser, the forward composed to nowhere, the hash).
+const spoolBytes = outboxInlineBytes
+
+// Original is the message being handled, exactly as read: in memory, or
+// spooled to a temporary file (deleted by Close) when larger than
+// spoolBytes. Everything downstream reads it as a stream.
+type Original struct {
+	mem  []byte
+	file *os.File
+	size int64
+	sum  []byte // SHA-256, computed while spooling or on first use
+}
+
+// NewOriginal holds b (not copied) as the message.
+func NewOriginal(b []byte) *Original { return &Original{mem: b, size: int64(len(b))} }
+
+// ReadOriginal reads r up to max bytes (truncated reports whether more
+// followed), in memory up to spoolBytes and beyond that in a temporary file
+// in dir (os.TempDir() when empty).
+func ReadOriginal(r io.Reader, max int64, dir string) (o *Original, truncated bool, err error) {
+	lim := io.LimitReader(r, max+1)
+	buf := bytes.NewBuffer(make([]byte, 0, 64<<10))
+	n, err := io.Copy(buf, io.LimitReader(lim, spoolBytes+1))
+	if err != nil {
+		return nil, false, err
+	}
+	if n <= spoolBytes {
+		b := buf.Bytes()
+		if int64(len(b)) > max {
+			b, truncated = b[:max], true
+		}
+		return NewOriginal(b), truncated, nil
+	}
+	f, err := os.CreateTemp(dir, "ticketgw-message-*.eml")
+	if err != nil {
+		return nil, false, fmt.Errorf("spool large message: %w", err)
+	}
+	// The name is not needed again: removed now, the file lives until it is
+	// closed and never outlives a crash.
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return nil, false, fmt.Errorf("spool large message: %w", err)
+	}
+	h := sha256.New()
+	w := io.MultiWriter(f, h)
+	total, err := w.Write(buf.Bytes())
+	if err == nil {
+		var m int64
+		m, err = io.CopyBuffer(w, lim, make([]byte, 64<<10))
+		total += int(m)
+	}
+	if err != nil {
+		f.Close()
+		return nil, false, fmt.Errorf("read or spool large message: %w", err)
+	}
+	o = &Original{file: f, size: int64(total)}
+	if o.size > max {
+		o.size, truncated = max, true
+		// The hash must be of what is kept: hash the kept bytes again.
+		o.sum = nil
+	} else {
+		o.sum = h.Sum(nil)
+	}
+	return o, truncated, nil
+}
+
+// Size is the message's length in bytes.
+func (o *Original) Size() int64 { return o.size }
+
+// Reader returns a reader of the whole message from its start; readers are
+// independent of each other.
+func (o *Original) Reader() io.Reader {
+	if o.file != nil {
+		return io.NewSectionReader(o.file, 0, o.size)
+	}
+	return bytes.NewReader(o.mem)
+}
+
+// Sum is the SHA-256 of the message.
+func (o *Original) Sum() []byte {
+	if o.sum == nil {
+		h := sha256.New()
+		_, _ = io.Copy(h, o.Reader()) // a read error leaves a hash of less: still a stable key for this read
+		o.sum = h.Sum(nil)
+	}
+	return o.sum
+}
+
+// Close deletes a spooled copy.
+func (o *Original) Close() error {
+	if o.file == nil {
+		return nil
+	}
+	return o.file.Close()
+}
+
+// dedupKey is DedupKey for an Original, without reading it into memory.
+func dedupKey(m *domain.Message, o *Original) string {
+	if m.MessageID != "" {
+		return "mid:" + strings.ToLower(m.MessageID)
+	}
+	return "sha256:" + hex.EncodeToString(o.Sum())
+}
