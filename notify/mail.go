@@ -127,6 +127,7 @@ func ComposeAck(a AckMail) ([]byte, Envelope, error) {
 	}
 
 	var buf bytes.Buffer
+	buf.Grow(2*(len(a.Text)+len(a.HTML)) + 4096) // base64 of Hebrew: 4/3, and headers
 	if err := mailWriteBody(&buf, h, common.messageID, a.Text, a.HTML); err != nil {
 		return nil, Envelope{}, fmt.Errorf("compose ack: %w", err)
 	}
@@ -141,6 +142,9 @@ func ComposeAck(a AckMail) ([]byte, Envelope, error) {
 // and its envelope. See WriteForward for the format.
 func ComposeForward(f ForwardMail) ([]byte, Envelope, error) {
 	var buf bytes.Buffer
+	if l, ok := f.Original.(interface{ Len() int }); ok {
+		buf.Grow(l.Len() + l.Len()/16 + 2*(len(f.HeaderText)+len(f.HeaderHTML)) + 4096)
+	}
 	env, err := WriteForward(&buf, f)
 	if err != nil {
 		return nil, Envelope{}, err

@@ -47,6 +47,7 @@ func mailTextPart(mediaType, text string) (textproto.Header, []byte) {
 	text = strings.ToValidUTF8(text, "\uFFFD")
 	var h textproto.Header
 	var body bytes.Buffer
+	body.Grow(len(text) + len(text)/8 + 64)
 	if mailMostlyASCII(text) {
 		h.Add("Content-Transfer-Encoding", "quoted-printable")
 		w := quotedprintable.NewWriter(&body)
@@ -125,7 +126,13 @@ func (c *mailCRLFReader) Read(p []byte) (int, error) {
 			return 0, c.err
 		}
 		if c.in == nil {
-			c.in = make([]byte, 32<<10)
+			// 32 KiB for a stream; no more than an in-memory original.
+			size := 32 << 10
+			if l, ok := c.r.(interface{ Len() int }); ok {
+				size = min(size, max(l.Len()+1, 512))
+			}
+			c.in = make([]byte, size)
+			c.out = make([]byte, 0, size+size/16)
 		}
 		n, err := c.r.Read(c.in)
 		c.out, _ = c.conv.convert(c.out[:0], c.in[:n], err != nil)

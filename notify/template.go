@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	htmltemplate "html/template"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	texttemplate "text/template"
 	"time"
 	"unicode"
@@ -420,42 +422,56 @@ func (f formatter) key(tmpl any) boundKey {
 	return boundKey{tmpl: tmpl, lang: f.lang, zone: zone}
 }
 
+// boundTemplate is a template bound to one language's and zone's funcs,
+// with the size of its largest output so far: the next output's buffer is
+// allocated once at that size instead of growing by doubling.
+type boundTemplate[T interface {
+	Execute(io.Writer, any) error
+}] struct {
+	tmpl T
+	hint atomic.Int64
+}
+
+func (b *boundTemplate[T]) execute(data any) (string, error) {
+	var out strings.Builder
+	out.Grow(int(b.hint.Load()))
+	if err := b.tmpl.Execute(&out, data); err != nil {
+		return "", err
+	}
+	if n := int64(out.Len()); n > b.hint.Load() {
+		b.hint.Store(n + n/8)
+	}
+	return out.String(), nil
+}
+
 func (t *Templates) execText(base *texttemplate.Template, f formatter, data any) (string, error) {
 	k := f.key(base)
 	c, _ := t.bound.Load(k)
-	tc, _ := c.(*texttemplate.Template)
-	if tc == nil {
+	bt, _ := c.(*boundTemplate[*texttemplate.Template])
+	if bt == nil {
 		cl, err := base.Clone()
 		if err != nil {
 			return "", err
 		}
-		tc = cl.Funcs(f.textFuncs())
-		t.bound.Store(k, tc)
+		bt = &boundTemplate[*texttemplate.Template]{tmpl: cl.Funcs(f.textFuncs())}
+		t.bound.Store(k, bt)
 	}
-	var b strings.Builder
-	if err := tc.Execute(&b, data); err != nil {
-		return "", err
-	}
-	return b.String(), nil
+	return bt.execute(data)
 }
 
 func (t *Templates) execHTML(base *htmltemplate.Template, f formatter, data any) (string, error) {
 	k := f.key(base)
 	c, _ := t.bound.Load(k)
-	hc, _ := c.(*htmltemplate.Template)
-	if hc == nil {
+	bt, _ := c.(*boundTemplate[*htmltemplate.Template])
+	if bt == nil {
 		cl, err := base.Clone()
 		if err != nil {
 			return "", err
 		}
-		hc = cl.Funcs(f.htmlFuncs())
-		t.bound.Store(k, hc)
+		bt = &boundTemplate[*htmltemplate.Template]{tmpl: cl.Funcs(f.htmlFuncs())}
+		t.bound.Store(k, bt)
 	}
-	var b strings.Builder
-	if err := hc.Execute(&b, data); err != nil {
-		return "", err
-	}
-	return b.String(), nil
+	return bt.execute(data)
 }
 
 // cleanSubject makes a rendered subject safe for a header: one line, no

@@ -36,8 +36,18 @@ func NewOriginal(b []byte) *Original { return &Original{mem: b, size: int64(len(
 // followed), in memory up to spoolBytes and beyond that in a temporary file
 // in dir (os.TempDir() when empty).
 func ReadOriginal(r io.Reader, max int64, dir string) (o *Original, truncated bool, err error) {
+	return readOriginal(r, max, dir, 0)
+}
+
+// readOriginal is ReadOriginal with the size the server announced (0 when
+// unknown), so that a message is read into a buffer of its size.
+func readOriginal(r io.Reader, max int64, dir string, hint int64) (o *Original, truncated bool, err error) {
 	lim := io.LimitReader(r, max+1)
-	buf := bytes.NewBuffer(make([]byte, 0, 64<<10))
+	size := int64(16 << 10)
+	if hint > 0 {
+		size = hint + bytes.MinRead // room for the read that finds the end
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, min(size, max+bytes.MinRead, spoolBytes+bytes.MinRead)))
 	n, err := io.Copy(buf, io.LimitReader(lim, spoolBytes+1))
 	if err != nil {
 		return nil, false, err

@@ -110,7 +110,7 @@ func (p *Pipeline) Handle(ctx context.Context, f *ingest.Fetched) error {
 	if max <= 0 {
 		max = 64 << 20
 	}
-	raw, truncated, err := ReadOriginal(f.Body, max, p.SpoolDir)
+	raw, truncated, err := readOriginal(f.Body, max, p.SpoolDir, f.Size)
 	if err != nil {
 		return fmt.Errorf("read uid %d: %w", f.UID, err)
 	}
