@@ -280,6 +280,28 @@ func WithDialer(d DialFunc) SourceOption {
 	}
 }
 
+// WithConcurrency lets the Source handle up to workers messages at once.
+// keys names, for a message's raw bytes (at most ConcurrentMaxBytes; larger
+// messages are handled alone, streamed), what it may share with other
+// messages; messages that share a key are handled one after another in UID
+// (arrival) order, and all others side by side. Reading from and moving in
+// the folder stays on one connection, in order; handlers overlap. A
+// message is moved only after its own handler succeeded, so a crash loses
+// nothing; the checkpoint is written after each batch. workers <= 1 (the
+// default) handles one message at a time.
+func WithConcurrency(workers int, keys func(raw []byte) []string) SourceOption {
+	return func(s *Source) {
+		if workers > 1 && keys != nil {
+			s.workers, s.keys = workers, keys
+		}
+	}
+}
+
+// ConcurrentMaxBytes is the largest message a concurrent Source reads
+// into memory and hands to a worker; a larger one waits for the others and
+// is streamed to the handler alone.
+const ConcurrentMaxBytes = 1 << 20
+
 // WithClock replaces time.Now for deciding when a failed message is due for
 // another attempt. Waiting itself always uses real timers.
 func WithClock(now func() time.Time) SourceOption {
@@ -328,6 +350,8 @@ type Source struct {
 	dial    DialFunc
 	now     func() time.Time
 	tlsBase *tls.Config
+	workers int                       // handlers at once (WithConcurrency); <= 1: one
+	keys    func(raw []byte) []string // ordering keys (WithConcurrency)
 
 	running atomic.Bool
 	// notify receives a token when the server reports new messages; the

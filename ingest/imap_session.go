@@ -47,6 +47,7 @@ type imapSession struct {
 
 	uidValidity uint32
 	lastUID     uint32
+	savedUID    uint32 // lastUID as last written to the checkpoint
 	lastSelect  time.Time
 	needCreate  bool // a move failed with TRYCREATE
 	handled     int
@@ -430,7 +431,7 @@ func (ss *imapSession) selectFolder(ctx context.Context) error {
 			return fmt.Errorf("write checkpoint: %w", err)
 		}
 	}
-	ss.uidValidity, ss.lastUID = uv, last
+	ss.uidValidity, ss.lastUID, ss.savedUID = uv, last, last
 	s.mu.Lock()
 	s.uidValidity, s.lastUID = uv, last
 	s.mu.Unlock()
@@ -479,31 +480,58 @@ func (ss *imapSession) pass(ctx context.Context, h Handler) error {
 	}
 	ss.s.pruneRetries(ss.uidValidity, present)
 
+	var run *imapRunner
+	if ss.s.workers > 1 {
+		run = newIMAPRunner(ss, h)
+	}
 	for batch := range slices.Chunk(uids, imapMetaBatch) {
-		var due []imap.UID
-		for _, u := range batch {
-			if _, ok := ss.s.retryState(imapMsgKey{ss.uidValidity, uint32(u)}); ok {
-				due = append(due, u)
-			}
-		}
-		if len(due) == 0 {
-			continue
-		}
-		metas, err := ss.fetchMeta(due)
-		if err != nil {
+		if err := ss.batch(ctx, h, run, batch); err != nil {
 			return err
 		}
-		for _, u := range due {
-			if err := ctx.Err(); err != nil {
-				return err
+	}
+	return nil
+}
+
+// batch handles the messages of one chunk of UIDs that are due, with run
+// when handlers overlap (nil: one at a time).
+func (ss *imapSession) batch(ctx context.Context, h Handler, run *imapRunner, batch []imap.UID) (err error) {
+	defer ss.flushCheckpoint(ctx)
+	if run != nil {
+		defer func() {
+			if werr := run.wait(ctx); err == nil {
+				err = werr
 			}
-			m, ok := metas[u]
-			if !ok || m.deleted {
-				continue // expunged or deleted by another client meanwhile
-			}
-			if err := ss.process(ctx, h, m); err != nil {
-				return err
-			}
+		}()
+	}
+	var due []imap.UID
+	for _, u := range batch {
+		if _, ok := ss.s.retryState(imapMsgKey{ss.uidValidity, uint32(u)}); ok {
+			due = append(due, u)
+		}
+	}
+	if len(due) == 0 {
+		return nil
+	}
+	metas, err := ss.fetchMeta(due)
+	if err != nil {
+		return err
+	}
+	for _, u := range due {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		m, ok := metas[u]
+		if !ok || m.deleted {
+			continue // expunged or deleted by another client meanwhile
+		}
+		k := imapMsgKey{ss.uidValidity, uint32(m.uid)}
+		if stage, _ := ss.s.retryState(k); run != nil && stage == imapStageNew {
+			err = run.submit(ctx, m, k)
+		} else {
+			err = ss.process(ctx, h, m)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil
@@ -549,16 +577,12 @@ func (ss *imapSession) process(ctx context.Context, h Handler, m imapMeta) error
 	return ss.move(ctx, k, stage)
 }
 
-// fetchAndHandle streams the message's body to h. ok reports that h returned
-// nil after reading without error, i.e. that the message is stored. err is
-// non-nil only when the session can't go on; failures are recorded.
-func (ss *imapSession) fetchAndHandle(ctx context.Context, h Handler, m imapMeta, k imapMsgKey) (ok bool, err error) {
+// openBody starts fetching the message's body. It returns the literal to
+// read (nil, with the failure recorded, when there is none: err is then
+// non-nil only when the session can't go on); the caller must read it and
+// then finish cmd (msg.Next until nil, cmd.Close).
+func (ss *imapSession) openBody(ctx context.Context, m imapMeta, k imapMsgKey) (cmd *imapclient.FetchCommand, msg *imapclient.FetchMessageData, lit imap.LiteralReader, err error) {
 	log := ss.log.With(slog.Uint64("uid", uint64(k.uid)))
-	var (
-		cmd *imapclient.FetchCommand
-		msg *imapclient.FetchMessageData
-		lit imap.LiteralReader
-	)
 	err = ss.guard("fetch body", func() error {
 		cmd = ss.c.Fetch(imap.UIDSetNum(m.uid), &imap.FetchOptions{
 			UID:         true,
@@ -585,7 +609,7 @@ func (ss *imapSession) fetchAndHandle(ctx context.Context, h Handler, m imapMeta
 			_, _ = io.Copy(io.Discard, lit) // the connection is closed: fails fast
 		}
 		ss.s.recordFailure(k, imapStageNew)
-		return false, err
+		return nil, nil, nil, err
 	}
 	if lit == nil {
 		// Expunged meanwhile, a NIL body, or UID sent after the literal (the
@@ -607,7 +631,19 @@ func (ss *imapSession) fetchAndHandle(ctx context.Context, h Handler, m imapMeta
 		if _, failed := imapCommandFailed(cerr); failed {
 			cerr = nil
 		}
-		return false, cerr
+		return nil, nil, nil, cerr
+	}
+	return cmd, msg, lit, nil
+}
+
+// fetchAndHandle streams the message's body to h. ok reports that h returned
+// nil after reading without error, i.e. that the message is stored. err is
+// non-nil only when the session can't go on; failures are recorded.
+func (ss *imapSession) fetchAndHandle(ctx context.Context, h Handler, m imapMeta, k imapMsgKey) (ok bool, err error) {
+	log := ss.log.With(slog.Uint64("uid", uint64(k.uid)))
+	cmd, msg, lit, err := ss.openBody(ctx, m, k)
+	if lit == nil || err != nil {
+		return false, err
 	}
 
 	body := &imapBody{r: lit, size: lit.Size()}
@@ -758,13 +794,22 @@ func (ss *imapSession) move(ctx context.Context, k imapMsgKey, stage imapStage) 
 		ss.s.mu.Lock()
 		ss.s.lastUID = k.uid
 		ss.s.mu.Unlock()
-		if err := ss.s.cp.SetCheckpoint(ctx, ss.s.cfg.Name, k.uidValidity, k.uid); err != nil {
-			// Progress is not gated by the checkpoint (the folder is the
-			// queue), so this only delays its update.
-			ss.log.Warn("write checkpoint failed", slog.Uint64("uid", uint64(k.uid)), slog.Any("err", err))
-		}
 	}
 	return connErr
+}
+
+// flushCheckpoint writes the highest UID moved so far, once per batch
+// rather than per message (a round trip each). Progress is not gated by the
+// checkpoint (the folder is the queue), so a later write only delays it.
+func (ss *imapSession) flushCheckpoint(ctx context.Context) {
+	if ss.lastUID == ss.savedUID {
+		return
+	}
+	if err := ss.s.cp.SetCheckpoint(context.WithoutCancel(ctx), ss.s.cfg.Name, ss.uidValidity, ss.lastUID); err != nil {
+		ss.log.Warn("write checkpoint failed", slog.Uint64("uid", uint64(ss.lastUID)), slog.Any("err", err))
+		return
+	}
+	ss.savedUID = ss.lastUID
 }
 
 // imapCopyUIDBug recognises go-imap beta.8 closing the connection on a

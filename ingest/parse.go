@@ -87,6 +87,25 @@ func Parse(r io.Reader, lim Limits) *domain.Message {
 	return p.msg
 }
 
+// ParseHeader reads only the top-level header of a raw message and returns
+// the fields that come from it (addresses, subject, Message-ID, In-Reply-To,
+// References, Date, the header fields), as Parse would; body-derived fields
+// stay empty, and raw 8-bit header bytes are read in the charset the
+// Content-Type declares (Parse may also use the first text part's).
+func ParseHeader(r io.Reader, lim Limits) *domain.Message {
+	p := &parseState{lim: lim.withDefaults(), msg: &domain.Message{}}
+	p.safely("read header", func() {
+		br := bufio.NewReaderSize(&mimeCRReader{r: r}, 4<<10)
+		h, res := hdrRead(br, p.lim.MaxHeaderBytes)
+		p.top = h
+		p.headerProblems(parseWalkCtx{}, res)
+		_, ctParams, _ := mimeMediaType(h.value("Content-Type"))
+		p.topCharset = ctParams["charset"]
+		p.envelope(&p.top)
+	})
+	return p.msg
+}
+
 // parserMaxWarnings bounds the warnings kept for one message.
 const parserMaxWarnings = 50
 

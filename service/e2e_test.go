@@ -510,37 +510,46 @@ func TestE2ERestartExactlyOnce(t *testing.T) {
 // TestE2EDroppedConnection cuts the IMAP connection four times while 30
 // messages arrive: once as the server confirms a MOVE (the message is
 // stored and moved, but the gateway never hears so), three times in the
-// middle of a message body (the handler reads a truncated message), and
-// once after a fixed number of bytes on a later connection. Every message
-// is still processed exactly once.
+// middle of a message body, and once after a fixed number of bytes on a
+// later connection. Every message is still processed exactly once, whether
+// messages are handled one by one (the handler streams the body and reads a
+// truncated message) or four at a time (the source reads each body whole
+// first, and a cut one never reaches the handler).
 func TestE2EDroppedConnection(t *testing.T) {
-	e := newE2E(t, localmail.IMAPOptions{})
-	msgs := e2eMessages(30)
-	markers := []string{"[COPYUID", msgs[4].Marker, msgs[13].Marker, msgs[22].Marker}
-	faults := &e2eFaultDialer{
-		markers:    slices.Clone(markers),
-		afterBytes: map[int]int64{3: 2000},
-	}
-	run := e.start(service.Options{IMAPDialer: faults.dial}, 0)
-	defer e.stop(run)
-	for _, m := range msgs {
-		e.deliver(m.Raw, m.Received)
-	}
-	e.waitAllProcessed(msgs)
-	e.assertExactlyOnce(msgs)
+	for _, workers := range []int{1, 4} {
+		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
+			e := newE2E(t, localmail.IMAPOptions{})
+			msgs := e2eMessages(30)
+			markers := []string{"[COPYUID", msgs[4].Marker, msgs[13].Marker, msgs[22].Marker}
+			faults := &e2eFaultDialer{
+				markers:    slices.Clone(markers),
+				afterBytes: map[int]int64{3: 2000},
+			}
+			run := e.start(service.Options{IMAPDialer: faults.dial, IMAPWorkers: workers}, 0)
+			defer e.stop(run)
+			for _, m := range msgs {
+				e.deliver(m.Raw, m.Received)
+			}
+			e.waitAllProcessed(msgs)
+			e.assertExactlyOnce(msgs)
 
-	fired := faults.fired()
-	for _, m := range markers {
-		if !slices.Contains(fired, "marker "+m) {
-			t.Errorf("cut at %s did not happen (fired: %v)", m, fired)
-		}
-	}
-	if !slices.Contains(fired, "connection 3 after 2000 bytes") {
-		t.Errorf("cut after 2000 bytes did not happen (fired: %v)", fired)
-	}
-	st := run.g.Sources[0].Stats()
-	if st.Reconnects < 5 || st.HandlerErrors < 3 {
-		t.Errorf("stats %+v: want at least 5 reconnects and 3 handler errors (bodies cut short)", st)
+			fired := faults.fired()
+			for _, m := range markers {
+				if !slices.Contains(fired, "marker "+m) {
+					t.Errorf("cut at %s did not happen (fired: %v)", m, fired)
+				}
+			}
+			if !slices.Contains(fired, "connection 3 after 2000 bytes") {
+				t.Errorf("cut after 2000 bytes did not happen (fired: %v)", fired)
+			}
+			st := run.g.Sources[0].Stats()
+			if st.Reconnects < 5 {
+				t.Errorf("stats %+v: want at least 5 reconnects", st)
+			}
+			if workers == 1 && st.HandlerErrors < 3 {
+				t.Errorf("stats %+v: want at least 3 handler errors (bodies cut short)", st)
+			}
+		})
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,6 +35,7 @@ type Options struct {
 	LeaseTTL    time.Duration // mailbox lease; default DefaultLeaseTTL
 	OutboxIdle  time.Duration
 	OutboxLease time.Duration // claim on outgoing mail; default DefaultOutboxLease
+	IMAPWorkers int           // messages of a mailbox handled at once; default DefaultIMAPWorkers, 1: one by one
 	// SMTPCheckTTL is how long /readyz reuses an SMTP check's result;
 	// default DefaultSMTPCheckTTL.
 	SMTPCheckTTL time.Duration
@@ -152,7 +154,12 @@ func New(ctx context.Context, cfg *rules.Config, tmpl *notify.Templates, log *sl
 			opts = append(opts, ingest.WithDialer(opt.IMAPDialer))
 		}
 		processed[ic.Name], fetchOpts = ic, opts
-		g.Sources = append(g.Sources, ingest.NewSource(ic, g.Store, log.With("component", "imap"), opts...)) // the source adds "mailbox"
+		workers := opt.IMAPWorkers
+		if workers == 0 {
+			workers = DefaultIMAPWorkers
+		}
+		sopts := slices.Concat(opts, []ingest.SourceOption{ingest.WithConcurrency(workers, g.Pipeline.OrderKeys)})
+		g.Sources = append(g.Sources, ingest.NewSource(ic, g.Store, log.With("component", "imap"), sopts...)) // the source adds "mailbox"
 	}
 	g.Outbox.Fetch = ProcessedFetcher(processed, fetchOpts...)
 	if err := g.observe(); err != nil {

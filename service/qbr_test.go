@@ -124,7 +124,7 @@ reports:
   qbr: {schedule: quarterly, hour: "08:00"}
 `
 
-func qbrCfg(t *testing.T, edit func(*rules.Config)) *rules.Config {
+func qbrCfg(t testing.TB, edit func(*rules.Config)) *rules.Config {
 	t.Helper()
 	cfg, err := rules.Parse("qbr.yaml", []byte(qbrConfig), rules.LoadOptions{Getenv: func(string) (string, bool) { return "", false }})
 	if err != nil {

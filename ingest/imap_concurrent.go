@@ -1,0 +1,194 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+)
+
+// imapJob is one message read into memory and handed to a worker.
+type imapJob struct {
+	m    imapMeta
+	k    imapMsgKey
+	body []byte
+	herr error
+}
+
+// imapRunner overlaps handlers within a pass (WithConcurrency). The session
+// goroutine keeps the connection to itself: it reads each message whole,
+// starts its handler once every earlier message that shares one of its keys
+// is done, and moves messages as their handlers finish. Handlers never touch
+// the connection.
+type imapRunner struct {
+	ss      *imapSession
+	h       Handler
+	sem     chan struct{}            // running handlers
+	last    map[string]chan struct{} // key -> done of the latest job holding it
+	results chan *imapJob
+	// inflight jobs started and not yet settled, at most max.
+	inflight, max int
+	// connErr is set once the connection failed: jobs still finishing are
+	// then only recorded (handled: the move is left for the next session).
+	connErr error
+}
+
+func newIMAPRunner(ss *imapSession, h Handler) *imapRunner {
+	w := ss.s.workers
+	return &imapRunner{
+		ss: ss, h: h,
+		sem:     make(chan struct{}, w),
+		last:    map[string]chan struct{}{},
+		results: make(chan *imapJob, 2*w),
+		max:     2 * w,
+	}
+}
+
+// submit reads message m and starts its handler. A message larger than
+// ConcurrentMaxBytes (or of unknown size) is handled alone, streamed, after
+// every running handler is done. It returns an error that ends the session.
+func (r *imapRunner) submit(ctx context.Context, m imapMeta, k imapMsgKey) (err error) {
+	if m.size <= 0 || m.size > ConcurrentMaxBytes {
+		if err := r.wait(ctx); err != nil {
+			return err
+		}
+		return r.ss.process(ctx, r.h, m)
+	}
+	for r.inflight >= r.max {
+		if err := r.settle(ctx, <-r.results); err != nil {
+			return err
+		}
+	}
+	body, ok, err := r.ss.fetchBody(ctx, m, k)
+	if err != nil || !ok {
+		return err
+	}
+	keys, ok := r.keys(body, k)
+	if !ok {
+		// Ordered after everything before it, and everything after it
+		// waits for it.
+		if err := r.wait(ctx); err != nil {
+			return err
+		}
+		defer func() {
+			if werr := r.wait(ctx); err == nil {
+				err = werr
+			}
+		}()
+	}
+	var before []chan struct{}
+	done := make(chan struct{})
+	for _, key := range keys {
+		if c, ok := r.last[key]; ok {
+			before = append(before, c)
+		}
+		r.last[key] = done
+	}
+	r.inflight++
+	j := &imapJob{m: m, k: k, body: body}
+	go func() {
+		defer func() { r.results <- j }()
+		defer close(done)
+		for _, c := range before {
+			<-c
+		}
+		r.sem <- struct{}{}
+		defer func() { <-r.sem }()
+		j.herr = r.ss.callHandler(ctx, r.h, &Fetched{
+			Mailbox:      r.ss.s.cfg.Name,
+			Folder:       r.ss.s.cfg.Folder,
+			UIDValidity:  k.uidValidity,
+			UID:          k.uid,
+			InternalDate: m.internalDate,
+			Size:         int64(len(j.body)),
+			Body:         bytes.NewReader(j.body),
+		})
+		j.body = nil
+	}()
+	return nil
+}
+
+// keys calls the Source's key function; ok is false when it panicked.
+func (r *imapRunner) keys(body []byte, k imapMsgKey) (keys []string, ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.ss.log.Error("ordering keys panicked; the message is handled alone",
+				slog.Uint64("uid", uint64(k.uid)), slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
+			keys, ok = nil, false
+		}
+	}()
+	return r.ss.s.keys(body), true
+}
+
+// settle moves a finished message, or records why it stays.
+func (r *imapRunner) settle(ctx context.Context, j *imapJob) error {
+	r.inflight--
+	log := r.ss.log.With(slog.Uint64("uid", uint64(j.k.uid)))
+	if j.herr != nil {
+		r.ss.s.handlerErrors.Add(1)
+		attempts, d := r.ss.s.recordFailure(j.k, imapStageNew)
+		lvl := slog.LevelWarn
+		if attempts >= imapPersistentFailure {
+			lvl = slog.LevelError
+		}
+		log.Log(ctx, lvl, "handler failed; message stays in the folder",
+			slog.Any("err", j.herr), slog.Int("attempt", attempts), slog.Duration("retry_in", d))
+		return nil
+	}
+	if r.connErr != nil {
+		r.ss.s.recordFailure(j.k, imapStageHandled)
+		return nil
+	}
+	if err := r.ss.move(ctx, j.k, imapStageHandled); err != nil {
+		r.connErr = err
+		return err
+	}
+	return nil
+}
+
+// wait settles every job in flight. It returns the first error that ends
+// the session, after all jobs are settled.
+func (r *imapRunner) wait(ctx context.Context) error {
+	var first error
+	for r.inflight > 0 {
+		if err := r.settle(ctx, <-r.results); err != nil && first == nil {
+			first = err
+		}
+	}
+	clear(r.last)
+	return first
+}
+
+// fetchBody reads a message whole. ok is false when there was no body (the
+// failure is recorded); err ends the session.
+func (ss *imapSession) fetchBody(ctx context.Context, m imapMeta, k imapMsgKey) (body []byte, ok bool, err error) {
+	cmd, msg, lit, err := ss.openBody(ctx, m, k)
+	if lit == nil || err != nil {
+		return nil, false, err
+	}
+	r := &imapBody{r: lit, size: lit.Size()}
+	var buf bytes.Buffer
+	buf.Grow(int(lit.Size()) + bytes.MinRead)
+	if _, err := buf.ReadFrom(r); err != nil {
+		// A body cut short: the connection is gone (the literal is not
+		// read further: the client has moved past it).
+		ss.s.recordFailure(k, imapStageNew)
+		return nil, false, fmt.Errorf("uid %d: %w", k.uid, err)
+	}
+	cerr := ss.guard("finish fetch", func() error {
+		for msg.Next() != nil {
+		}
+		return cmd.Close()
+	})
+	if _, failed := imapCommandFailed(cerr); failed {
+		// The body arrived in full; only the tagged answer was NO.
+		ss.log.Warn("imap fetch completed with an error", slog.Uint64("uid", uint64(k.uid)), slog.Any("err", cerr))
+		cerr = nil
+	}
+	if cerr != nil {
+		ss.s.recordFailure(k, imapStageNew)
+		return nil, false, cerr
+	}
+	return buf.Bytes(), true, nil
+}
