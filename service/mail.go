@@ -236,24 +236,31 @@ func (p *Pipeline) composeForwardOf(ctx context.Context, dec Decision, t domain.
 		MessageID: id, InReplyTo: dec.Msg.MessageID, References: references(dec.Msg),
 		LoopMarker: p.Cfg.Service.Address, TicketID: t.ID, Date: p.Now(),
 	}
-	key := "fwd:" + t.ID + ":" + dedupKey(dec.Msg, raw)
-	rc := forwardRecipe(fm)
+	e, err := forwardOut(ctx, dec.Msg, raw, fm, store.OutboxEntry{Key: "fwd:" + t.ID + ":" + dedupKey(dec.Msg, raw), Kind: "forward", Ticket: t.ID})
+	return e, id, err
+}
+
+// forwardOut completes e, the outbox entry of the staff copy fm of raw:
+// by reference to the processed copy when raw is large (byReference), so
+// that neither memory nor Redis holds a large message, else composed inline.
+// Either way it is composed now, so that it fails now if it would fail
+// when sent.
+func forwardOut(ctx context.Context, m *domain.Message, raw *Original, fm notify.ForwardMail, e store.OutboxEntry) (store.OutboxEntry, error) {
 	fm.Original = raw.Reader()
-	if ref := byReference(ctx, dec.Msg, raw); ref != nil {
-		// Composed once to nowhere: it fails now if it would fail later.
+	if ref := byReference(ctx, m, raw); ref != nil {
 		env, err := notify.WriteForward(io.Discard, fm)
 		if err != nil {
-			return store.OutboxEntry{}, "", fmt.Errorf("compose forward: %w", err)
+			return e, fmt.Errorf("compose forward: %w", err)
 		}
-		e := store.OutboxEntry{Key: key, Kind: "forward", Ticket: t.ID, From: env.From, To: env.To}
-		e, err = referenceEntry(e, ref, rc)
-		return e, id, err
+		e.From, e.To = env.From, env.To
+		return referenceEntry(e, ref, forwardRecipe(fm))
 	}
 	out, env, err := notify.ComposeForward(fm)
 	if err != nil {
-		return store.OutboxEntry{}, "", fmt.Errorf("compose forward: %w", err)
+		return e, fmt.Errorf("compose forward: %w", err)
 	}
-	return store.OutboxEntry{Key: key, Kind: "forward", Ticket: t.ID, From: env.From, To: env.To, Raw: out}, id, nil
+	e.From, e.To, e.Raw = env.From, env.To, out
+	return e, nil
 }
 
 // NoTicketID is the X-Ticket-ID of a staff copy of mail that belongs to no
@@ -306,19 +313,19 @@ func (p *Pipeline) unknownSender(ctx context.Context, dec Decision, raw *Origina
 	if err != nil {
 		return out, err
 	}
-	fwd, fenv, err := notify.ComposeForward(notify.ForwardMail{
+	fwd, err := forwardOut(ctx, m, raw, notify.ForwardMail{
 		From:       domain.Address{Name: m.From.Addr + " via " + p.Cfg.Service.Name, Addr: p.Cfg.Service.Address},
 		To:         p.Cfg.Staff.Queue,
 		ReplyTo:    p.Cfg.Service.Address,
 		Subject:    "[unknown sender] " + m.Subject,
 		HeaderText: fmt.Sprintf("Mail from %s, who matches no contract. No ticket was opened; the sender got a notice.\n", m.From.Addr),
-		Original:   raw.Reader(), MessageID: fwdID, TicketID: NoTicketID,
+		MessageID:  fwdID, TicketID: NoTicketID,
 		InReplyTo: m.MessageID, References: references(m), LoopMarker: p.Cfg.Service.Address, Date: p.Now(),
-	})
+	}, store.OutboxEntry{Key: "fwd:unknown:" + dedupKey(m, raw), Kind: "forward"})
 	if err != nil {
-		return out, fmt.Errorf("compose unknown-sender forward: %w", err)
+		return out, fmt.Errorf("unknown-sender forward: %w", err)
 	}
-	if _, err := p.Store.Enqueue(ctx, store.OutboxEntry{Key: "fwd:unknown:" + dedupKey(m, raw), Kind: "forward", From: fenv.From, To: fenv.To, Raw: fwd}, p.Now()); err != nil {
+	if _, err := p.Store.Enqueue(ctx, fwd, p.Now()); err != nil {
 		return out, fmt.Errorf("queue unknown-sender forward: %w", err)
 	}
 	log.Info("unknown sender: notice and staff copy queued")

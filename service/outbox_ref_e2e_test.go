@@ -171,4 +171,29 @@ func TestOutboxLargeMailByReference(t *testing.T) {
 	if relay.Msg.From.Addr != convSupport || len(relay.To) != 1 || relay.To[0] != "yossi@acme.co.il" {
 		t.Errorf("relay from %s to %v, want the support address to the requester", relay.Msg.From.Addr, relay.To)
 	}
+
+	// A large message from a sender no contract claims: its staff copy
+	// refers to the original too.
+	strangerData := big(3)
+	u := convCustomer("big-2@unknown.example", "Offer", "Please see the attached offer.\n", convAt(1, 10, 0))
+	u.From = "Stranger <sales@unknown.example>"
+	u.Attach = &convFile{Name: "offer.bin", Type: "application/octet-stream", Data: strangerData}
+	e.deliver(u)
+	e.settle()
+	var ufwd *convMail
+	for _, m := range e.take() {
+		if m.Kind() == "fwd" {
+			ufwd = &m
+		}
+	}
+	if ufwd == nil {
+		t.Fatal("no staff copy of the unknown sender's mail")
+	}
+	key, p = probe.probe(t, "fwd:unknown:")
+	if p.inline || !p.ref || p.stored == 0 || p.stored >= 64<<10 {
+		t.Errorf("unknown-sender forward entry %s: %+v, want a reference under 64 KiB in Redis", key, p)
+	}
+	if got := e2eAttachments(t, ufwd.Raw)["offer.bin"]; string(got) != string(strangerData) {
+		t.Errorf("forwarded attachment: %d bytes, differs from the sender's %d", len(got), len(strangerData))
+	}
 }

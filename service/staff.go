@@ -500,13 +500,13 @@ func (p *Pipeline) forwardUnauthenticated(ctx context.Context, dec Decision, raw
 		if err != nil {
 			return fmt.Errorf("render unauthenticated forward: %w", err)
 		}
-		e, _, err = p.forwardEntry(m, raw, r.Subject, r.Text+"\n"+why+"\n", r.HTML, t.ID)
+		e, _, err = p.forwardEntry(ctx, m, raw, r.Subject, r.Text+"\n"+why+"\n", r.HTML, t.ID)
 		if err != nil {
 			return err
 		}
 	} else {
 		var err error
-		e, _, err = p.forwardEntry(m, raw, "[UNAUTHENTICATED staff mail] "+m.Subject,
+		e, _, err = p.forwardEntry(ctx, m, raw, "[UNAUTHENTICATED staff mail] "+m.Subject,
 			fmt.Sprintf("Mail from the staff address %s failed the authentication check (%s).\nNothing in it was relayed or obeyed.\n", m.From.Addr, why), "", "")
 		if err != nil {
 			return err
@@ -518,22 +518,19 @@ func (p *Pipeline) forwardUnauthenticated(ctx context.Context, dec Decision, raw
 }
 
 // forwardEntry composes a staff-queue copy of raw with a summary.
-func (p *Pipeline) forwardEntry(m *domain.Message, raw *Original, subject, text, htmlText, ticketID string) (store.OutboxEntry, string, error) {
+func (p *Pipeline) forwardEntry(ctx context.Context, m *domain.Message, raw *Original, subject, text, htmlText, ticketID string) (store.OutboxEntry, string, error) {
 	id, err := notify.NewMessageID("fwd", ticketID, domainOf(p.Cfg.Service.Address))
 	if err != nil {
 		return store.OutboxEntry{}, "", err
 	}
-	out, env, err := notify.ComposeForward(notify.ForwardMail{
+	e, err := forwardOut(ctx, m, raw, notify.ForwardMail{
 		From: domain.Address{Name: staffName(m.From) + " via " + p.Cfg.Service.Name, Addr: p.Cfg.Service.Address},
 		To:   p.Cfg.Staff.Queue, ReplyTo: p.Cfg.Service.Address, Subject: subject,
-		HeaderText: text, HeaderHTML: htmlText, Original: raw.Reader(),
+		HeaderText: text, HeaderHTML: htmlText,
 		MessageID: id, InReplyTo: m.MessageID, References: references(m),
 		LoopMarker: p.Cfg.Service.Address, TicketID: cmp.Or(ticketID, NoTicketID), Date: p.Now(),
-	})
-	if err != nil {
-		return store.OutboxEntry{}, "", fmt.Errorf("compose forward: %w", err)
-	}
-	return store.OutboxEntry{Kind: "forward", Ticket: ticketID, From: env.From, To: env.To, Raw: out}, id, nil
+	}, store.OutboxEntry{Kind: "forward", Ticket: ticketID})
+	return e, id, err
 }
 
 // resolvedKey identifies the staff message that resolved a ticket: its
