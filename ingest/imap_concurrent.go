@@ -95,7 +95,13 @@ func (r *imapRunner) submit(ctx context.Context, m imapMeta, k imapMsgKey) (err 
 		}
 		r.sem <- struct{}{}
 		defer func() { <-r.sem }()
-		j.herr = r.ss.callHandler(ctx, r.h, &Fetched{
+		if err := ctx.Err(); err != nil {
+			j.herr = err // shutting down: not begun, so left for the next run
+			return
+		}
+		// A handler that has begun finishes even when shutdown begins
+		// (the message in hand), as one handled alone would.
+		j.herr = r.ss.callHandler(context.WithoutCancel(ctx), r.h, &Fetched{
 			Mailbox:      r.ss.s.cfg.Name,
 			Folder:       r.ss.s.cfg.Folder,
 			UIDValidity:  k.uidValidity,

@@ -2,7 +2,6 @@ package service
 
 import (
 	"bytes"
-	"fmt"
 	"slices"
 	"strings"
 
@@ -18,18 +17,17 @@ const DefaultIMAPWorkers = 4
 // backlog, for ingest.WithConcurrency: messages that share a key are handled
 // one after another in arrival order, the others side by side. The keys
 // are
-//   - the sender's address: one person's mail keeps its order;
-//   - "staff" for mail from staff, which is all handled in order;
-//   - every ticket the subject's tags or the gateway's own Message-IDs in
-//     In-Reply-To/References name: a staff command and the customer's
-//     answer on one ticket keep their order;
+//   - the sender's contract: one customer's mail is handled first come,
+//     first served (ticket numbers, IMAC quota places, follow-ups);
+//     "staff" for mail from staff and "no-contract" for senders no
+//     contract claims;
+//   - the contract of every ticket the subject's tags or the gateway's own
+//     Message-IDs in In-Reply-To/References name: a staff command (which may
+//     move an IMAC date) keeps its place among that customer's mail;
 //   - every Message-ID the message carries or refers to, so that a reply
 //     never overtakes the message it answers, whoever sent them.
 //
-// Messages of one contract from different people may be handled side by
-// side: their ticket numbers and IMAC quota places then follow the order in
-// which they were stored, which may differ from their arrival by no more
-// than the messages in flight (twice the workers).
+// So different customers' mail overlaps and one customer's does not.
 func (p *Pipeline) OrderKeys(raw []byte) []string {
 	m := ingest.ParseHeader(bytes.NewReader(raw), ingest.DefaultLimits())
 	cfg := p.Cfg
@@ -39,19 +37,22 @@ func (p *Pipeline) OrderKeys(raw []byte) []string {
 			keys = append(keys, k)
 		}
 	}
-	ticket := func(prefix string, number int) {
+	byPrefix := func(prefix string) {
 		if c := cfg.ContractByPrefix(prefix); c != nil {
-			add(fmt.Sprintf("ticket:%s-%d", strings.ToUpper(c.Prefix), number))
+			add("contract:" + c.ID)
 		}
 	}
 	from := strings.ToLower(m.From.Addr)
-	if cfg.IsStaff(from) {
+	switch c := cfg.ContractFor(from); {
+	case cfg.IsStaff(from):
 		add("staff")
-	} else {
-		add("sender:" + from)
+	case c != nil:
+		add("contract:" + c.ID)
+	default:
+		add("no-contract")
 	}
 	for _, t := range conversation.FindTags(m.Subject) {
-		ticket(t.Prefix, t.Number)
+		byPrefix(t.Prefix)
 	}
 	ids := append(append([]string{m.MessageID}, m.InReplyTo...), m.References...)
 	for _, id := range ids {
@@ -63,7 +64,7 @@ func (p *Pipeline) OrderKeys(raw []byte) []string {
 		local, _, _ := strings.Cut(id, "@")
 		if parts := strings.Split(local, "."); len(parts) == 3 {
 			if tags := conversation.FindTags("[" + parts[1] + "]"); len(tags) == 1 {
-				ticket(tags[0].Prefix, tags[0].Number)
+				byPrefix(tags[0].Prefix)
 			}
 		}
 	}

@@ -15,20 +15,20 @@ func TestOrderKeys(t *testing.T) {
 		want []string
 	}{
 		{"customer", "From: Yossi <Yossi@acme.co.il>\r\nSubject: printer\r\nMessage-ID: <X1@acme.co.il>\r\n\r\nbody\r\n",
-			[]string{"sender:yossi@acme.co.il", "mid:x1@acme.co.il"}},
+			[]string{"contract:acme", "mid:x1@acme.co.il"}},
 		{"customer follow-up by tag", "From: dana@branch.acme.co.il\r\nSubject: RE: [ACME-0042] printer\r\n\r\n",
-			[]string{"sender:dana@branch.acme.co.il", "ticket:ACME-42"}},
+			[]string{"contract:acme"}},
 		{"customer follow-up by our ack's id", "From: dana@acme.co.il\r\nSubject: thanks\r\nIn-Reply-To: <ack.ACME-0042.abc@northwind-it.example>\r\n\r\n",
-			[]string{"sender:dana@acme.co.il", "mid:ack.acme-0042.abc@northwind-it.example", "ticket:ACME-42"}},
+			[]string{"contract:acme", "mid:ack.acme-0042.abc@northwind-it.example"}},
 		{"staff reply with an encoded tag", "From: Tech <tech@northwind-it.example>\r\nSubject: =?UTF-8?Q?Re:_[acme-42]_=D7=A9=D7=9C=D7=95=D7=9D?=\r\nMessage-ID: <s1@northwind-it.example>\r\n\r\n#resolve\r\n",
-			[]string{"staff", "ticket:ACME-42", "mid:s1@northwind-it.example"}},
+			[]string{"staff", "contract:acme", "mid:s1@northwind-it.example"}},
 		{"staff reply threaded by our forward's id", "From: tech@northwind-it.example\r\nSubject: Re: printer\r\nIn-Reply-To: <fwd.INITECH-0007.abcdef@northwind-it.example>\r\n\r\n",
-			[]string{"staff", "mid:fwd.initech-0007.abcdef@northwind-it.example", "ticket:INITECH-7"}},
+			[]string{"staff", "mid:fwd.initech-0007.abcdef@northwind-it.example", "contract:initech"}},
 		{"another domain answering acme's mail", "From: partner@vendor.example\r\nSubject: Re: printer\r\nIn-Reply-To: <x1@acme.co.il>\r\nReferences: <x0@acme.co.il> <x1@acme.co.il>\r\n\r\n",
-			[]string{"sender:partner@vendor.example", "mid:x1@acme.co.il", "mid:x0@acme.co.il"}},
+			[]string{"no-contract", "mid:x1@acme.co.il", "mid:x0@acme.co.il"}},
 		{"a tag of no contract", "From: someone@gmail.com\r\nSubject: [NOPE-0001] hello\r\n\r\n",
-			[]string{"sender:someone@gmail.com"}},
-		{"no header at all", "\x00\xff garbage", []string{"sender:"}},
+			[]string{"no-contract"}},
+		{"no header at all", "\x00\xff garbage", []string{"no-contract"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
