@@ -12,7 +12,7 @@ import (
 // benchConfig builds a configuration with n rules of realistic shape: most
 // are keyword lists on the text, some are subject regexps and sender tests;
 // the matching rule is the last one, so every rule is tried.
-func benchConfig(b *testing.B, n int) *rules.Config {
+func benchConfig(b testing.TB, n int) *rules.Config {
 	b.Helper()
 	var sb strings.Builder
 	sb.WriteString(`service: {address: support@msp.example}

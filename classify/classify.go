@@ -11,6 +11,7 @@ package classify
 import (
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/northwind-it/ticketgw/domain"
 	"github.com/northwind-it/ticketgw/rules"
@@ -32,12 +33,27 @@ type Classifier struct {
 	byDomain map[string]*rules.Contract
 	ownAddrs map[string]bool
 	compiled []compiledRule
-	kw       *keywords
+	fs       *fieldSet
+	pool     sync.Pool // of *fields
 }
 
 type compiledRule struct {
+	name string
 	rule *rules.Rule
 	cond *node
+	// A condition that is a conjunction of operator tests (most are: one
+	// test, or a few on different fields) is held as the list of its tests
+	// too, evaluated without walking the tree. The lists of all rules share
+	// one array, in rule order.
+	flat  bool
+	tests []opTest
+}
+
+func (cr *compiledRule) eval(f *fields) (bool, string) {
+	if cr.flat {
+		return evalAll(cr.tests, f)
+	}
+	return cr.cond.eval(f)
 }
 
 // New builds a classifier for cfg. cfg must have been validated by the rules
@@ -48,7 +64,7 @@ func New(cfg *rules.Config) *Classifier {
 		byAddr:   map[string]*rules.Contract{},
 		byDomain: map[string]*rules.Contract{},
 		ownAddrs: map[string]bool{},
-		kw:       &keywords{byField: map[string]*fieldKeywords{}},
+		fs:       newFieldSet(),
 	}
 	for _, ct := range cfg.Contracts {
 		for _, a := range ct.Addresses {
@@ -61,10 +77,25 @@ func New(cfg *rules.Config) *Classifier {
 	for _, a := range cfg.Addresses() {
 		c.ownAddrs[strings.ToLower(a)] = true
 	}
+	var tests []opTest
+	var ends []int
 	for _, r := range cfg.Rules {
-		c.compiled = append(c.compiled, compiledRule{rule: r, cond: compile(r.When, c.kw)})
+		cr := compiledRule{name: r.Name, rule: r, cond: compile(r.When, c.fs)}
+		if t, ok := cr.cond.conjunction(tests); ok {
+			tests, cr.flat = t, true
+		}
+		c.compiled = append(c.compiled, cr)
+		ends = append(ends, len(tests))
 	}
-	c.kw.build()
+	start := 0
+	for i := range c.compiled {
+		if c.compiled[i].flat {
+			c.compiled[i].tests = tests[start:ends[i]:ends[i]]
+		}
+		start = ends[i]
+	}
+	c.fs.build()
+	c.pool.New = func() any { return newFields(c.fs) }
 	return c
 }
 
@@ -104,7 +135,11 @@ func (c *Classifier) IsOwn(addr string) bool {
 // on m. It never fails: a message nothing matches gets the defaults (request,
 // normal).
 func (c *Classifier) Classify(m *domain.Message) domain.Classification {
-	res := domain.Classification{Rules: []string{}, Trace: make([]domain.TraceStep, 0, len(c.compiled))}
+	res := domain.Classification{Rules: []string{}}
+	// The steps are written in place: copying whole TraceSteps in costs
+	// more, in write barriers, than setting their fields.
+	trace := make([]domain.TraceStep, len(c.compiled))
+	n := 0
 	var contract *rules.Contract
 	if m.From.Addr != "" {
 		contract, res.MatchedBy = c.Contract(m.From.Addr)
@@ -113,16 +148,21 @@ func (c *Classifier) Classify(m *domain.Message) domain.Classification {
 		res.Contract = contract.ID
 	}
 
-	f := newFields(m, res.Contract, c.kw)
+	// The message's values, folded values and keyword hits are computed
+	// as rules need them, in buffers reused from message to message.
+	f := c.pool.Get().(*fields)
+	f.m, f.contract = m, res.Contract
 	var ack *bool
-	for _, cr := range c.compiled {
-		ok, why := cr.cond.eval(f)
-		step := domain.TraceStep{Rule: cr.rule.Name, Matched: ok, Why: why}
+	for i := range c.compiled {
+		cr := &c.compiled[i]
+		ok, why := cr.eval(f)
+		step := &trace[n]
+		n++
+		step.Rule, step.Matched, step.Why = cr.name, ok, why
 		if !ok {
-			res.Trace = append(res.Trace, step)
 			continue
 		}
-		res.Rules = append(res.Rules, cr.rule.Name)
+		res.Rules = append(res.Rules, cr.name)
 		set := map[string]string{}
 		a := cr.rule.Set
 		if a.Category != "" && res.Category == "" {
@@ -152,11 +192,13 @@ func (c *Classifier) Classify(m *domain.Message) domain.Classification {
 			step.Set = set
 		}
 		step.Stopped = !cr.rule.Continue
-		res.Trace = append(res.Trace, step)
 		if !cr.rule.Continue {
 			break
 		}
 	}
+	res.Trace = trace[:n]
+	f.reset()
+	c.pool.Put(f)
 	if res.Category == "" {
 		res.Category = domain.Request
 	}
