@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
@@ -80,7 +81,7 @@ func (r *imapRunner) submit(ctx context.Context, m imapMeta, k imapMsgKey) (err 
 	var before []chan struct{}
 	done := make(chan struct{})
 	for _, key := range keys {
-		if c, ok := r.last[key]; ok {
+		if c, ok := r.last[key]; ok && c != done { // a key given twice is one key
 			before = append(before, c)
 		}
 		r.last[key] = done
@@ -95,8 +96,8 @@ func (r *imapRunner) submit(ctx context.Context, m imapMeta, k imapMsgKey) (err 
 		}
 		r.sem <- struct{}{}
 		defer func() { <-r.sem }()
-		if err := ctx.Err(); err != nil {
-			j.herr = err // shutting down: not begun, so left for the next run
+		if ctx.Err() != nil {
+			j.herr = errNotBegun // shutting down: left for the next run
 			return
 		}
 		// A handler that has begun finishes even when shutdown begins
@@ -127,10 +128,18 @@ func (r *imapRunner) keys(body []byte, k imapMsgKey) (keys []string, ok bool) {
 	return r.ss.s.keys(body), true
 }
 
+// errNotBegun marks a job whose handler was not started because the
+// session was shutting down: the message is untouched, as one never
+// fetched would be, so it costs no attempt.
+var errNotBegun = errors.New("not begun: shutting down")
+
 // settle moves a finished message, or records why it stays.
 func (r *imapRunner) settle(ctx context.Context, j *imapJob) error {
 	r.inflight--
 	log := r.ss.log.With(slog.Uint64("uid", uint64(j.k.uid)))
+	if j.herr == errNotBegun {
+		return nil
+	}
 	if j.herr != nil {
 		r.ss.s.handlerErrors.Add(1)
 		attempts, d := r.ss.s.recordFailure(j.k, imapStageNew)

@@ -498,6 +498,12 @@ func (ss *imapSession) batch(ctx context.Context, h Handler, run *imapRunner, ba
 	defer ss.flushCheckpoint(ctx)
 	if run != nil {
 		defer func() {
+			if err != nil && run.connErr == nil {
+				// The session ends: what is still in flight is only
+				// recorded (a handled message's move is left for the next
+				// session), no command is tried on the connection.
+				run.connErr = err
+			}
 			if werr := run.wait(ctx); err == nil {
 				err = werr
 			}
