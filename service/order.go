@@ -7,6 +7,7 @@ import (
 
 	"github.com/northwind-it/ticketgw/conversation"
 	"github.com/northwind-it/ticketgw/ingest"
+	"github.com/northwind-it/ticketgw/rules"
 )
 
 // DefaultIMAPWorkers is how many messages of one mailbox are handled at once
@@ -43,7 +44,11 @@ func (p *Pipeline) OrderKeys(raw []byte) []string {
 		}
 	}
 	from := strings.ToLower(m.From.Addr)
-	switch c := cfg.ContractFor(from); {
+	contractFor := cfg.ContractFor
+	if p.Classifier != nil { // the matcher classification uses
+		contractFor = func(a string) *rules.Contract { c, _ := p.Classifier.Contract(a); return c }
+	}
+	switch c := contractFor(from); {
 	case cfg.IsStaff(from):
 		add("staff")
 	case c != nil:

@@ -4,11 +4,13 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/northwind-it/ticketgw/classify"
 	"github.com/northwind-it/ticketgw/service"
 )
 
 func TestOrderKeys(t *testing.T) {
-	p := &service.Pipeline{Cfg: qbrCfg(t, nil)}
+	cfg := qbrCfg(t, nil)
+	p := &service.Pipeline{Cfg: cfg, Classifier: classify.New(cfg)}
 	tests := []struct {
 		name string
 		raw  string
