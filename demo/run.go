@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -142,12 +143,27 @@ func Run(ctx context.Context, out io.Writer, opt Options) error {
 		}
 		relay = &all[len(all)-1]
 	}
+	// A message is moved to Processed just after its handler returns: let
+	// the last move happen before stopping.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if left, err := w.IMAP.Count("INBOX"); err != nil || left == 0 {
+			break
+		}
+	}
 	stop()
 	<-runErr
 
 	fmt.Fprintf(out, "\nWhat the gateway did (%d messages in %s):\n", len(samples), elapsed.Round(time.Millisecond))
 	mu.Lock()
 	defer mu.Unlock()
+	// In arrival order: messages are handled side by side, so outcomes come
+	// in the order handling finished.
+	slices.SortStableFunc(outcomes, func(a, b service.Outcome) int {
+		if a.Decision.Msg == nil || b.Decision.Msg == nil {
+			return 0
+		}
+		return a.Decision.Msg.Received.Compare(b.Decision.Msg.Received)
+	})
 	for _, o := range outcomes {
 		m := o.Decision.Msg
 		if o.Action == "staff-reply" {
