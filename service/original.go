@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"strings"
@@ -69,7 +70,8 @@ func readOriginal(r io.Reader, max int64, dir string, hint int64) (o *Original, 
 		f.Close()
 		return nil, false, fmt.Errorf("spool large message: %w", err)
 	}
-	h := sha256.New()
+	// The hash is of what is kept: the first max bytes.
+	h := &prefixHash{h: sha256.New(), left: max}
 	w := io.MultiWriter(f, h)
 	total, err := w.Write(buf.Bytes())
 	if err == nil {
@@ -81,15 +83,25 @@ func readOriginal(r io.Reader, max int64, dir string, hint int64) (o *Original, 
 		f.Close()
 		return nil, false, fmt.Errorf("read or spool large message: %w", err)
 	}
-	o = &Original{file: f, size: int64(total)}
+	o = &Original{file: f, size: int64(total), sum: h.h.Sum(nil)}
 	if o.size > max {
 		o.size, truncated = max, true
-		// The hash must be of what is kept: hash the kept bytes again.
-		o.sum = nil
-	} else {
-		o.sum = h.Sum(nil)
 	}
 	return o, truncated, nil
+}
+
+// prefixHash hashes the first left bytes written to it and ignores the rest.
+type prefixHash struct {
+	h    hash.Hash
+	left int64
+}
+
+func (p *prefixHash) Write(b []byte) (int, error) {
+	if k := min(int64(len(b)), p.left); k > 0 {
+		p.h.Write(b[:k])
+		p.left -= k
+	}
+	return len(b), nil
 }
 
 // Size is the message's length in bytes.
@@ -104,12 +116,12 @@ func (o *Original) Reader() io.Reader {
 	return bytes.NewReader(o.mem)
 }
 
-// Sum is the SHA-256 of the message.
+// Sum is the SHA-256 of the message (computed while spooling a large one,
+// on first use for one in memory).
 func (o *Original) Sum() []byte {
 	if o.sum == nil {
-		h := sha256.New()
-		_, _ = io.Copy(h, o.Reader()) // a read error leaves a hash of less: still a stable key for this read
-		o.sum = h.Sum(nil)
+		s := sha256.Sum256(o.mem)
+		o.sum = s[:]
 	}
 	return o.sum
 }
