@@ -249,6 +249,11 @@ func TestMetricsEndToEnd(t *testing.T) {
 		if m[`ticketgw_mail_sent_total{kind="ack"}`] < 3 || m[`ticketgw_mail_sent_total{kind="forward"}`] < 3 {
 			return "acks and staff copies not counted as sent yet"
 		}
+		// Messages are handled side by side: the auto-reply (which sends
+		// nothing) may still be in hand when the others' mail is out.
+		if m[`ticketgw_imap_messages_handled_total{mailbox="`+mailbox+`"}`] < float64(len(samples)) {
+			return "not every message handled and moved yet"
+		}
 		return ""
 	})
 	mu.Lock()
