@@ -654,7 +654,7 @@ func testAutoresponderLoopStops(t *testing.T, tools *toolset, bin string) {
 }
 
 // awaitLease makes CrashMidStream wait for the mail that the killed
-// gateway had claimed from its outbox (its lease is 2 minutes) and then
+// gateway had claimed from its outbox (its lease is 15 s) and then
 // demand exactly one acknowledgement and one staff copy per ticket.
 var awaitLease = flag.Duration("awaitlease", 0, "in CrashMidStream, wait this long for mail held by the killed gateway's outbox lease")
 
@@ -772,7 +772,7 @@ func testRestartMidStream(t *testing.T, tools *toolset, bin string, sig syscall.
 	}
 
 	// Mail queued before a crash and claimed by the dead instance's outbox
-	// comes back when its claim's lease ends (2 minutes), at least once and
+	// comes back when its claim's lease ends (15 s), at least once and
 	// under the same Message-ID; everything queued by the new instance, and
 	// everything after a clean stop, arrives now, exactly once. A ticket
 	// numbered up to one past the count in Processed at the stop was stored
