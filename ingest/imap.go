@@ -247,6 +247,11 @@ type Fetched struct {
 	// connection yields an error wrapping io.ErrUnexpectedEOF, never a silent
 	// io.EOF. Read it promptly: the server connection waits on it.
 	Body io.Reader
+	// Raw, when set, is the whole message, already in memory (a concurrent
+	// Source reads bodies whole; LMTP receives them so): the bytes Body
+	// reads, which the handler may use instead of copying them. Valid only
+	// during the Handler call.
+	Raw []byte
 }
 
 // Handler processes one message. Returning nil means "stored durably": the

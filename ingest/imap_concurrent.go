@@ -110,6 +110,7 @@ func (r *imapRunner) submit(ctx context.Context, m imapMeta, k imapMsgKey) (err 
 			InternalDate: m.internalDate,
 			Size:         int64(len(j.body)),
 			Body:         bytes.NewReader(j.body),
+			Raw:          j.body,
 		})
 		j.body = nil
 	}()
@@ -136,19 +137,11 @@ var errNotBegun = errors.New("not begun: shutting down")
 // settle moves a finished message, or records why it stays.
 func (r *imapRunner) settle(ctx context.Context, j *imapJob) error {
 	r.inflight--
-	log := r.ss.log.With(slog.Uint64("uid", uint64(j.k.uid)))
 	if j.herr == errNotBegun {
 		return nil
 	}
 	if j.herr != nil {
-		r.ss.s.handlerErrors.Add(1)
-		attempts, d := r.ss.s.recordFailure(j.k, imapStageNew)
-		lvl := slog.LevelWarn
-		if attempts >= imapPersistentFailure {
-			lvl = slog.LevelError
-		}
-		log.Log(ctx, lvl, "handler failed; message stays in the folder",
-			slog.Any("err", j.herr), slog.Int("attempt", attempts), slog.Duration("retry_in", d))
+		r.ss.handlerFailed(ctx, j.k, j.herr)
 		return nil
 	}
 	if r.connErr != nil {
@@ -191,17 +184,7 @@ func (ss *imapSession) fetchBody(ctx context.Context, m imapMeta, k imapMsgKey) 
 		ss.s.recordFailure(k, imapStageNew)
 		return nil, false, fmt.Errorf("uid %d: %w", k.uid, err)
 	}
-	cerr := ss.guard("finish fetch", func() error {
-		for msg.Next() != nil {
-		}
-		return cmd.Close()
-	})
-	if _, failed := imapCommandFailed(cerr); failed {
-		// The body arrived in full; only the tagged answer was NO.
-		ss.log.Warn("imap fetch completed with an error", slog.Uint64("uid", uint64(k.uid)), slog.Any("err", cerr))
-		cerr = nil
-	}
-	if cerr != nil {
+	if cerr := ss.finishFetch(k, cmd, msg); cerr != nil {
 		ss.s.recordFailure(k, imapStageNew)
 		return nil, false, cerr
 	}

@@ -675,28 +675,12 @@ func (ss *imapSession) fetchAndHandle(ctx context.Context, h Handler, m imapMeta
 	if cerr != nil {
 		cerr = fmt.Errorf("drain message body: %w", cerr)
 	} else {
-		cerr = ss.guard("finish fetch", func() error {
-			for msg.Next() != nil {
-			}
-			return cmd.Close()
-		})
-	}
-	if _, failed := imapCommandFailed(cerr); failed {
-		// The body arrived in full; only the tagged answer was NO.
-		log.Warn("imap fetch completed with an error", slog.Any("err", cerr))
-		cerr = nil
+		cerr = ss.finishFetch(k, cmd, msg)
 	}
 
 	switch {
 	case herr != nil:
-		ss.s.handlerErrors.Add(1)
-		attempts, d := ss.s.recordFailure(k, imapStageNew)
-		lvl := slog.LevelWarn
-		if attempts >= imapPersistentFailure {
-			lvl = slog.LevelError
-		}
-		log.Log(ctx, lvl, "handler failed; message stays in the folder",
-			slog.Any("err", herr), slog.Int("attempt", attempts), slog.Duration("retry_in", d))
+		ss.handlerFailed(ctx, k, herr)
 		return false, cerr
 	case readErr != nil:
 		ss.s.handlerErrors.Add(1)
@@ -711,6 +695,35 @@ func (ss *imapSession) fetchAndHandle(ctx context.Context, h Handler, m imapMeta
 		return false, cerr
 	}
 	return true, nil
+}
+
+// finishFetch ends a FETCH whose body was read in full. A NO answer is
+// only logged (the body arrived); any other error ends the session.
+func (ss *imapSession) finishFetch(k imapMsgKey, cmd *imapclient.FetchCommand, msg *imapclient.FetchMessageData) error {
+	err := ss.guard("finish fetch", func() error {
+		for msg.Next() != nil {
+		}
+		return cmd.Close()
+	})
+	if _, failed := imapCommandFailed(err); failed {
+		ss.log.Warn("imap fetch completed with an error", slog.Uint64("uid", uint64(k.uid)), slog.Any("err", err))
+		return nil
+	}
+	return err
+}
+
+// handlerFailed records that the handler failed on message k: it stays in
+// the folder and is retried with backoff (logged at error level once the
+// failure looks persistent).
+func (ss *imapSession) handlerFailed(ctx context.Context, k imapMsgKey, err error) {
+	ss.s.handlerErrors.Add(1)
+	attempts, d := ss.s.recordFailure(k, imapStageNew)
+	lvl := slog.LevelWarn
+	if attempts >= imapPersistentFailure {
+		lvl = slog.LevelError
+	}
+	ss.log.Log(ctx, lvl, "handler failed; message stays in the folder", slog.Uint64("uid", uint64(k.uid)),
+		slog.Any("err", err), slog.Int("attempt", attempts), slog.Duration("retry_in", d))
 }
 
 // callHandler runs h, turning a panic into an error so that one bad message

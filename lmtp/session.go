@@ -205,6 +205,7 @@ func (s *Server) handle(ctx context.Context, raw []byte, arrival time.Time) (err
 		InternalDate: arrival,
 		Size:         int64(len(raw)),
 		Body:         bytes.NewReader(raw),
+		Raw:          raw,
 	}
 	return s.h(ctx, f)
 }

@@ -25,7 +25,6 @@ import (
 // smtpCatcher is an in-process SMTP server on 127.0.0.1:0 that records every
 // session and message, with hooks to make it misbehave.
 type smtpCatcher struct {
-	t    *testing.T
 	srv  *smtp.Server
 	host string
 	port int

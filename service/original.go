@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/northwind-it/ticketgw/domain"
+	"github.com/northwind-it/ticketgw/ingest"
 )
 
 // spoolBytes is the largest message held in memory while it is handled; a
@@ -30,18 +31,28 @@ type Original struct {
 	sum  []byte // SHA-256, computed while spooling or on first use
 }
 
-// NewOriginal holds b (not copied) as the message.
-func NewOriginal(b []byte) *Original { return &Original{mem: b, size: int64(len(b))} }
+// newOriginal holds b (not copied) as the message.
+func newOriginal(b []byte) *Original { return &Original{mem: b, size: int64(len(b))} }
 
-// ReadOriginal reads r up to max bytes (truncated reports whether more
-// followed), in memory up to spoolBytes and beyond that in a temporary file
-// in dir (os.TempDir() when empty).
-func ReadOriginal(r io.Reader, max int64, dir string) (o *Original, truncated bool, err error) {
-	return readOriginal(r, max, dir, 0)
+// fetchedOriginal is the message f delivers, up to max bytes (truncated
+// reports whether more followed): its bytes when the source already holds
+// them in memory, else read from its body (readOriginal) into a temporary
+// file in os.TempDir() when large.
+func fetchedOriginal(f *ingest.Fetched, max int64) (o *Original, truncated bool, err error) {
+	if f.Raw != nil {
+		b := f.Raw
+		if int64(len(b)) > max {
+			b, truncated = b[:max], true
+		}
+		return newOriginal(b), truncated, nil
+	}
+	return readOriginal(f.Body, max, "", f.Size)
 }
 
-// readOriginal is ReadOriginal with the size the server announced (0 when
-// unknown), so that a message is read into a buffer of its size.
+// readOriginal reads r up to max bytes (truncated reports whether more
+// followed), in memory up to spoolBytes and beyond that in a temporary file
+// in dir (os.TempDir() when empty). hint is the size the server announced (0
+// when unknown), so that a message is read into a buffer of its size.
 func readOriginal(r io.Reader, max int64, dir string, hint int64) (o *Original, truncated bool, err error) {
 	lim := io.LimitReader(r, max+1)
 	size := int64(16 << 10)
@@ -58,7 +69,7 @@ func readOriginal(r io.Reader, max int64, dir string, hint int64) (o *Original, 
 		if int64(len(b)) > max {
 			b, truncated = b[:max], true
 		}
-		return NewOriginal(b), truncated, nil
+		return newOriginal(b), truncated, nil
 	}
 	f, err := os.CreateTemp(dir, "ticketgw-message-*.eml")
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"testing/iotest"
 
 	"github.com/northwind-it/ticketgw/domain"
+	"github.com/northwind-it/ticketgw/ingest"
 )
 
 func TestReadOriginal(t *testing.T) {
@@ -32,7 +33,7 @@ func TestReadOriginal(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			// One byte at a time: reads that return little must not matter.
-			o, truncated, err := ReadOriginal(iotest.OneByteReader(bytes.NewReader(tc.in)), tc.max, dir)
+			o, truncated, err := readOriginal(iotest.OneByteReader(bytes.NewReader(tc.in)), tc.max, dir, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -65,14 +66,32 @@ func TestReadOriginalErrors(t *testing.T) {
 	big := bytes.Repeat([]byte("x"), spoolBytes+100)
 	// A read error after the spool began.
 	r := io.MultiReader(bytes.NewReader(big), iotest.ErrReader(io.ErrUnexpectedEOF))
-	if _, _, err := ReadOriginal(r, 1<<30, t.TempDir()); err == nil {
+	if _, _, err := readOriginal(r, 1<<30, t.TempDir(), 0); err == nil {
 		t.Error("a failing read of a large message gave no error")
 	}
-	if _, _, err := ReadOriginal(iotest.ErrReader(io.ErrUnexpectedEOF), 1<<30, t.TempDir()); err == nil {
+	if _, _, err := readOriginal(iotest.ErrReader(io.ErrUnexpectedEOF), 1<<30, t.TempDir(), 0); err == nil {
 		t.Error("a failing read of a small message gave no error")
 	}
 	// No spool directory.
-	if _, _, err := ReadOriginal(bytes.NewReader(big), 1<<30, "/nonexistent/dir"); err == nil {
+	if _, _, err := readOriginal(bytes.NewReader(big), 1<<30, "/nonexistent/dir", 0); err == nil {
 		t.Error("a spool in a missing directory gave no error")
+	}
+}
+
+// TestFetchedOriginalUsesRaw: bytes the source already holds are used as
+// they are (no copy), cut at max; without them the body is read.
+func TestFetchedOriginalUsesRaw(t *testing.T) {
+	raw := []byte("Subject: x\r\n\r\nhello\r\n")
+	o, truncated, err := fetchedOriginal(&ingest.Fetched{Raw: raw, Body: iotest.ErrReader(io.ErrUnexpectedEOF)}, 100)
+	if err != nil || truncated || o.Size() != int64(len(raw)) || &o.mem[0] != &raw[0] {
+		t.Errorf("Raw set: size %d truncated %v err %v, shares the bytes %v", o.Size(), truncated, err, err == nil && &o.mem[0] == &raw[0])
+	}
+	o, truncated, err = fetchedOriginal(&ingest.Fetched{Raw: raw}, 5)
+	if err != nil || !truncated || string(o.mem) != "Subje" {
+		t.Errorf("Raw over max: %q truncated %v err %v", o.mem, truncated, err)
+	}
+	o, truncated, err = fetchedOriginal(&ingest.Fetched{Body: bytes.NewReader(raw), Size: int64(len(raw))}, 100)
+	if err != nil || truncated || string(o.mem) != string(raw) {
+		t.Errorf("Body only: %q truncated %v err %v", o.mem, truncated, err)
 	}
 }

@@ -60,9 +60,6 @@ type Pipeline struct {
 	// fails the message at that point, as a crash there would, and the
 	// source tries it again later.
 	FaultHook func(step string, m *domain.Message) error
-	// SpoolDir holds messages larger than spoolBytes while they are handled
-	// (os.TempDir() when empty); each is deleted when its handling ends.
-	SpoolDir string
 }
 
 // fault calls FaultHook at step.
@@ -110,7 +107,7 @@ func (p *Pipeline) Handle(ctx context.Context, f *ingest.Fetched) error {
 	if max <= 0 {
 		max = 64 << 20
 	}
-	raw, truncated, err := readOriginal(f.Body, max, p.SpoolDir, f.Size)
+	raw, truncated, err := fetchedOriginal(f, max)
 	if err != nil {
 		return fmt.Errorf("read uid %d: %w", f.UID, err)
 	}
@@ -154,7 +151,7 @@ func (p *Pipeline) outcome(o Outcome) {
 // DedupKey identifies a message across mailboxes, UIDVALIDITY changes and
 // rebuilds: its Message-ID, or a hash of its bytes when it has none.
 func DedupKey(m *domain.Message, raw []byte) string {
-	return dedupKey(m, NewOriginal(raw))
+	return dedupKey(m, newOriginal(raw))
 }
 
 func (p *Pipeline) process(ctx context.Context, m *domain.Message, raw *Original) (Outcome, error) {

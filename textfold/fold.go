@@ -115,7 +115,7 @@ func appendFoldValid(b []byte, s string, k int) ([]byte, bool) {
 			switch {
 			case 0x05D0 <= r && r <= 0x05EA:
 				if run >= 0 {
-					b, prev = appendRun(b, s[run:i], prev)
+					b, _ = appendRun(b, s[run:i], prev) // prev is 0 after the letter
 					run = -1
 				}
 				r = baseLetter(r)
