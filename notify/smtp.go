@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/emersion/go-sasl"
-	"github.com/emersion/go-smtp"
 )
 
 // TLS modes of SMTPConfig.TLS.
@@ -199,8 +198,8 @@ type Sender struct {
 
 // smtpConn is one SMTP session.
 type smtpConn struct {
-	c        *smtp.Client
-	nc       net.Conn
+	c        *smtpClient
+	nc       net.Conn // c's connection (TLS when TLS is on): closing it ends the session
 	lastUsed time.Time
 }
 
@@ -333,7 +332,7 @@ func (s *Sender) Ping(ctx context.Context) error {
 			return err
 		}
 		stop := context.AfterFunc(ctx, func() { _ = conn.nc.Close() })
-		err = conn.c.Noop()
+		err = conn.c.noop()
 		stop()
 		if err == nil {
 			s.put(conn)
@@ -420,9 +419,7 @@ func (s *Sender) discard(c *smtpConn) { _ = c.nc.Close() }
 
 // smtpQuit ends a session politely, without waiting long for the server.
 func smtpQuit(c *smtpConn) error {
-	c.c.CommandTimeout = smtpQuitTimeout
-	if err := c.c.Quit(); err != nil {
-		_ = c.nc.Close()
+	if err := c.c.quit(smtpQuitTimeout); err != nil {
 		if errors.Is(err, net.ErrClosed) {
 			return nil
 		}
@@ -456,31 +453,33 @@ func (s *Sender) dial(ctx context.Context) (*smtpConn, error) {
 		return nil, s.wrap(ctx, op, "", err)
 	}
 
-	var c *smtp.Client
+	c := newSMTPClient(nc)
 	switch s.cfg.TLS {
 	case SMTPTLSImplicit:
 		tc := tls.Client(nc, s.tls)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			return fail("tls", err)
 		}
-		nc = tc
-		c = smtp.NewClient(nc)
+		c = newSMTPClient(tc)
+		if err := c.greet(); err != nil {
+			return fail("hello", err)
+		}
 	case SMTPTLSStartTLS:
-		// The EHLO before STARTTLS says "localhost" (go-smtp offers no way
-		// to name it); the one after TLS, which counts, uses cfg.HELO.
-		if c, err = smtp.NewClientStartTLS(nc, s.tls); err != nil {
+		if err := c.greet(); err != nil {
+			return fail("starttls", err)
+		}
+		if err := c.hello(s.cfg.HELO); err != nil {
+			return fail("starttls", err)
+		}
+		if err := c.startTLS(ctx, s.tls); err != nil {
 			return fail("starttls", err)
 		}
 	default:
-		c = smtp.NewClient(nc)
-	}
-	c.CommandTimeout = s.cfg.Timeout
-	c.SubmissionTimeout = s.cfg.Timeout
-	if err := c.Hello(s.cfg.HELO); err != nil {
-		if state, ok := c.TLSConnectionState(); ok && !state.HandshakeComplete {
-			// The STARTTLS handshake runs lazily, on this first write.
-			return fail("starttls", err)
+		if err := c.greet(); err != nil {
+			return fail("hello", err)
 		}
+	}
+	if err := c.hello(s.cfg.HELO); err != nil {
 		return fail("hello", err)
 	}
 	auth, err := smtpSASL(s.cfg, secret)
@@ -488,10 +487,10 @@ func (s *Sender) dial(ctx context.Context) (*smtpConn, error) {
 		return fail("auth", err)
 	}
 	if auth != nil {
-		if ok, _ := c.Extension("AUTH"); !ok {
+		if ok, _ := c.extension("AUTH"); !ok {
 			return fail("auth", errors.New("server offers no AUTH"))
 		}
-		if err := c.Auth(auth); err != nil {
+		if err := c.auth(auth); err != nil {
 			return fail("auth", s.authFailed(auth, secret, err))
 		}
 		if s.cfg.TokenSource != nil {
@@ -503,7 +502,7 @@ func (s *Sender) dial(ctx context.Context) (*smtpConn, error) {
 		return fail("dial", ctx.Err())
 	}
 	s.log.Debug("smtp session opened", "tls", s.cfg.TLS)
-	return &smtpConn{c: c, nc: nc}, nil
+	return &smtpConn{c: c, nc: c.conn}, nil
 }
 
 // transact runs MAIL, RCPT and DATA on c, the data written by write.
@@ -516,21 +515,22 @@ func (s *Sender) transact(ctx context.Context, conn *smtpConn, env Envelope, siz
 	defer stop()
 	c := conn.c
 
-	opts := &smtp.MailOptions{Size: size}
-	if !smtpASCII(env.From) || !smtpAllASCII(env.To) {
-		opts.UTF8 = true
-	}
-	if err := c.Mail(env.From, opts); err != nil {
+	mail, err := c.mailLine(env.From, size, !smtpASCII(env.From) || !smtpAllASCII(env.To))
+	if err != nil {
 		return -1, false, s.wrap(ctx, "mail", "", err)
+	}
+	r, err := c.envelope(mail, env.To)
+	if err != nil {
+		return -1, false, s.wrap(ctx, r.Op, r.Rcpt, err)
+	}
+	if r.mail != nil {
+		return -1, false, s.wrap(ctx, "mail", "", r.mail)
 	}
 	var delivered []string
 	var failed []*SendError
-	for _, to := range env.To {
-		if err := c.Rcpt(to, nil); err != nil {
-			if smtpReplyCode(err) == 0 {
-				return -1, false, s.wrap(ctx, "rcpt", to, err)
-			}
-			failed = append(failed, s.wrap(ctx, "rcpt", to, err))
+	for i, to := range env.To {
+		if r.rcpt[i] != nil {
+			failed = append(failed, s.wrap(ctx, "rcpt", to, r.rcpt[i]))
 			continue
 		}
 		delivered = append(delivered, to)
@@ -538,10 +538,10 @@ func (s *Sender) transact(ctx context.Context, conn *smtpConn, env Envelope, siz
 	if len(delivered) == 0 {
 		return -1, false, &RecipientError{Failed: failed}
 	}
-	w, err := c.Data()
-	if err != nil {
-		return -1, false, s.wrap(ctx, "data", "", err)
+	if r.data != nil {
+		return -1, false, s.wrap(ctx, "data", "", r.data)
 	}
+	w := &smtpDotWriter{w: c.w}
 	dw := &smtpDataWriter{w: w}
 	if err := write(dw); err != nil {
 		// The data is not ended: the caller drops the session, and the
@@ -554,7 +554,7 @@ func (s *Sender) transact(ctx context.Context, conn *smtpConn, env Envelope, siz
 	if dw.err != nil { // write swallowed the writer's error
 		return dw.n, false, s.wrap(ctx, "data", "", dw.err)
 	}
-	if err := w.Close(); err != nil {
+	if err := w.end(c); err != nil {
 		return dw.n, true, s.wrap(ctx, "data", "", err)
 	}
 	if len(failed) > 0 {

@@ -1,0 +1,460 @@
+package notify
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"io"
+	"net"
+	"net/textproto"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+)
+
+// smtpWriteBuffer is the size of a session's write buffer: a typical
+// acknowledgement or staff copy (10–40 KB) goes out in one or two writes.
+const smtpWriteBuffer = 32 << 10
+
+// smtpClient is the client side of one SMTP session (RFC 5321), with what
+// the Sender needs and no more: greeting, EHLO (HELO as a fallback),
+// STARTTLS, AUTH through a go-sasl client, and mail transactions. It exists
+// instead of go-smtp's Client for two costs that showed in the profile of
+// a backlog drain: go-smtp sends MAIL, each RCPT and DATA one round trip at
+// a time even when the server offers PIPELINING (RFC 2920), and its data
+// writer (net/textproto's) handles the message a byte at a time. Here the
+// envelope and DATA go out in one write when the server pipelines, and the
+// message is dot-stuffed a line at a time.
+//
+// Server replies that are not the expected ones are returned as go-smtp's
+// *smtp.SMTPError, so that error classification (smtpTemporary,
+// smtpReplyCode) is the same whichever client produced them. A session is
+// used by one goroutine at a time; cancellation is by closing the
+// connection (the Sender does that when its context ends).
+type smtpClient struct {
+	conn net.Conn
+	text *textproto.Reader
+	w    *bufio.Writer
+	ext  map[string]string // EHLO keywords, upper case; nil after HELO
+}
+
+func newSMTPClient(conn net.Conn) *smtpClient {
+	c := &smtpClient{}
+	c.setConn(conn)
+	return c
+}
+
+func (c *smtpClient) setConn(conn net.Conn) {
+	c.conn = conn
+	c.text = textproto.NewReader(bufio.NewReader(conn))
+	c.w = bufio.NewWriterSize(conn, smtpWriteBuffer)
+}
+
+// smtpReplyError turns a reply other than the expected one into the error
+// go-smtp's client would return: *smtp.SMTPError with the enhanced status
+// code (RFC 2034) split off the text.
+func smtpReplyError(err error) error {
+	var pe *textproto.Error
+	if !errors.As(err, &pe) {
+		return err
+	}
+	se := &smtp.SMTPError{Code: pe.Code, Message: pe.Msg}
+	first, rest, ok := strings.Cut(pe.Msg, " ")
+	if !ok {
+		return se
+	}
+	parts := strings.Split(first, ".")
+	if len(parts) != 3 {
+		return se
+	}
+	var ec smtp.EnhancedCode
+	for i, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil {
+			return se
+		}
+		ec[i] = n
+	}
+	se.EnhancedCode = ec
+	se.Message = strings.ReplaceAll(rest, "\n"+first+" ", "\n")
+	return se
+}
+
+// reply reads one reply; a code that does not start with expect (a full
+// code, or its first one or two digits; 0 accepts any) is an error.
+func (c *smtpClient) reply(expect int) (int, string, error) {
+	code, msg, err := c.text.ReadResponse(expect)
+	return code, msg, smtpReplyError(err)
+}
+
+// cmd sends one command line and reads its reply.
+func (c *smtpClient) cmd(expect int, line string) (int, string, error) {
+	if err := smtpCheckLine(line); err != nil {
+		return 0, "", err
+	}
+	c.w.WriteString(line)
+	c.w.WriteString("\r\n")
+	if err := c.w.Flush(); err != nil {
+		return 0, "", err
+	}
+	return c.reply(expect)
+}
+
+// smtpCheckLine refuses a command argument that would end the line early.
+func smtpCheckLine(s string) error {
+	if strings.ContainsAny(s, "\r\n") {
+		return errors.New("smtp: a line must not contain CR or LF")
+	}
+	return nil
+}
+
+// greet reads the server's greeting.
+func (c *smtpClient) greet() error {
+	_, _, err := c.reply(220)
+	return err
+}
+
+// hello introduces the client (EHLO, or HELO when the server does not know
+// EHLO) and records the server's extensions.
+func (c *smtpClient) hello(name string) error {
+	_, msg, err := c.cmd(250, "EHLO "+name)
+	var se *smtp.SMTPError
+	if errors.As(err, &se) && (se.Code == 500 || se.Code == 502) {
+		c.ext = nil
+		_, _, err = c.cmd(250, "HELO "+name)
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	c.ext = make(map[string]string)
+	lines := strings.Split(msg, "\n")
+	for _, line := range lines[1:] {
+		k, v, _ := strings.Cut(line, " ")
+		c.ext[strings.ToUpper(k)] = v
+	}
+	return nil
+}
+
+// extension reports whether the server offered the EHLO keyword name, and
+// its parameters.
+func (c *smtpClient) extension(name string) (bool, string) {
+	v, ok := c.ext[strings.ToUpper(name)]
+	return ok, v
+}
+
+// startTLS upgrades the session: STARTTLS and the handshake (bounded by
+// ctx). The caller then says EHLO again, as RFC 3207 requires; the
+// extensions offered before TLS are forgotten.
+func (c *smtpClient) startTLS(ctx context.Context, cfg *tls.Config) error {
+	if ok, _ := c.extension("STARTTLS"); !ok {
+		return errors.New("smtp: server does not offer STARTTLS")
+	}
+	if _, _, err := c.cmd(220, "STARTTLS"); err != nil {
+		return err
+	}
+	tc := tls.Client(c.conn, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return err
+	}
+	c.setConn(tc)
+	c.ext = nil
+	return nil
+}
+
+// tlsState returns the session's TLS state, if it has one.
+func (c *smtpClient) tlsState() (tls.ConnectionState, bool) {
+	tc, ok := c.conn.(*tls.Conn)
+	if !ok {
+		return tls.ConnectionState{}, false
+	}
+	return tc.ConnectionState(), true
+}
+
+// auth runs the SASL exchange of a (RFC 4954). A mechanism that fails on a
+// challenge is cancelled with "*", as go-smtp's client does, so that
+// mechanisms that read the server's error challenge (XOAUTH2, OAUTHBEARER)
+// get to see it.
+func (c *smtpClient) auth(a sasl.Client) error {
+	enc := base64.StdEncoding
+	mech, resp, err := a.Start()
+	if err != nil {
+		return err
+	}
+	line := "AUTH " + mech
+	if len(resp) > 0 {
+		line += " " + enc.EncodeToString(resp)
+	} else if resp != nil {
+		line += " ="
+	}
+	code, msg64, err := c.cmd(0, line)
+	for err == nil {
+		var msg []byte
+		switch code {
+		case 334:
+			msg, err = enc.DecodeString(msg64)
+		case 235:
+			msg = []byte(msg64) // the last reply is not a challenge
+		default:
+			err = smtpReplyError(&textproto.Error{Code: code, Msg: msg64})
+		}
+		if err == nil {
+			if code == 334 {
+				resp, err = a.Next(msg)
+			} else {
+				resp = nil
+			}
+		}
+		if err != nil {
+			_, _, _ = c.cmd(501, "*") // cancel the exchange
+			break
+		}
+		if resp == nil {
+			break
+		}
+		code, msg64, err = c.cmd(0, enc.EncodeToString(resp))
+	}
+	return err
+}
+
+func (c *smtpClient) noop() error {
+	_, _, err := c.cmd(250, "NOOP")
+	return err
+}
+
+// quit ends the session politely within timeout, then closes it.
+func (c *smtpClient) quit(timeout time.Duration) error {
+	_ = c.conn.SetDeadline(time.Now().Add(timeout))
+	_, _, err := c.cmd(221, "QUIT")
+	cerr := c.conn.Close()
+	if err != nil {
+		return err
+	}
+	return cerr
+}
+
+// smtpEnvelopeReplies are the server's answers to one transaction's
+// envelope.
+type smtpEnvelopeReplies struct {
+	mail error   // nil: MAIL accepted
+	rcpt []error // per recipient; nil: accepted
+	data error   // nil: DATA answered 354, the server waits for the message
+	// When the session failed, the command whose reply was awaited: mail,
+	// rcpt (Rcpt says which) or data.
+	Op, Rcpt string
+}
+
+// accepted is the recipients the server accepted.
+func (r smtpEnvelopeReplies) accepted(to []string) []string {
+	var out []string
+	for i, err := range r.rcpt {
+		if err == nil {
+			out = append(out, to[i])
+		}
+	}
+	return out
+}
+
+// mailLine is the MAIL command for a message from from of size bytes (0:
+// unknown), with the parameters go-smtp's client would send: BODY=8BITMIME
+// and SIZE when offered, SMTPUTF8 when an address needs it.
+func (c *smtpClient) mailLine(from string, size int64, utf8 bool) (string, error) {
+	var b strings.Builder
+	b.Grow(len(from) + 64)
+	b.WriteString("MAIL FROM:<")
+	b.WriteString(from)
+	b.WriteString(">")
+	if ok, _ := c.extension("8BITMIME"); ok {
+		b.WriteString(" BODY=8BITMIME")
+	}
+	if ok, _ := c.extension("SIZE"); ok && size > 0 {
+		b.WriteString(" SIZE=")
+		b.WriteString(strconv.FormatInt(size, 10))
+	}
+	if utf8 {
+		if ok, _ := c.extension("SMTPUTF8"); !ok {
+			return "", errors.New("smtp: server does not support SMTPUTF8")
+		}
+		b.WriteString(" SMTPUTF8")
+	}
+	line := b.String()
+	return line, smtpCheckLine(line)
+}
+
+// envelope sends MAIL, a RCPT per recipient and, when any recipient was
+// accepted, DATA. When the server offers PIPELINING the commands go out in
+// one write and the replies are read after it (RFC 2920); otherwise one at a
+// time. err is a failure of the session itself (the network, a malformed
+// reply); a refusal is in the replies. When the envelope failed but the
+// server still answered DATA with 354 (possible when pipelining), the empty
+// message is ended so that the session stays in step.
+func (c *smtpClient) envelope(mail string, to []string) (r smtpEnvelopeReplies, err error) {
+	for _, rcpt := range to {
+		if err := smtpCheckLine(rcpt); err != nil {
+			return r, err
+		}
+	}
+	r.rcpt = make([]error, len(to))
+	if ok, _ := c.extension("PIPELINING"); !ok {
+		return c.envelopeInTurn(mail, to, r)
+	}
+	c.w.WriteString(mail)
+	c.w.WriteString("\r\n")
+	for _, rcpt := range to {
+		c.w.WriteString("RCPT TO:<")
+		c.w.WriteString(rcpt)
+		c.w.WriteString(">\r\n")
+	}
+	c.w.WriteString("DATA\r\n")
+	r.Op = "mail"
+	if err := c.w.Flush(); err != nil {
+		return r, err
+	}
+	if r.mail, err = c.refusal(c.reply(250)); err != nil {
+		return r, err
+	}
+	r.Op = "rcpt"
+	for i := range to {
+		r.Rcpt = to[i]
+		if r.rcpt[i], err = c.refusal(c.reply(25)); err != nil {
+			return r, err
+		}
+	}
+	r.Op, r.Rcpt = "data", ""
+	if r.data, err = c.refusal(c.reply(354)); err != nil {
+		return r, err
+	}
+	if r.data == nil && (r.mail != nil || len(r.accepted(to)) == 0) {
+		// Nothing to send, but the server waits for a message.
+		if _, _, err := c.cmd(0, "."); err != nil {
+			return r, err
+		}
+		r.data = errors.New("smtp: data refused for want of recipients")
+	}
+	return r, nil
+}
+
+func (c *smtpClient) envelopeInTurn(mail string, to []string, r smtpEnvelopeReplies) (smtpEnvelopeReplies, error) {
+	var err error
+	r.Op = "mail"
+	if r.mail, err = c.refusal(c.cmd(250, mail)); err != nil || r.mail != nil {
+		return r, err
+	}
+	r.Op = "rcpt"
+	for i, rcpt := range to {
+		r.Rcpt = rcpt
+		if r.rcpt[i], err = c.refusal(c.cmd(25, "RCPT TO:<"+rcpt+">")); err != nil {
+			return r, err
+		}
+	}
+	r.Op, r.Rcpt = "data", ""
+	if len(r.accepted(to)) == 0 {
+		return r, nil
+	}
+	r.data, err = c.refusal(c.cmd(354, "DATA"))
+	return r, err
+}
+
+// refusal splits a command's outcome: a server refusal (an *smtp.SMTPError)
+// is returned as the first value, anything else as the second.
+func (c *smtpClient) refusal(_ int, _ string, err error) (error, error) {
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		return se, nil
+	}
+	return nil, err
+}
+
+// smtpDotWriter writes a message as DATA content, byte for byte what
+// net/textproto's DotWriter (go-smtp's data writer) writes: a line starting
+// with "." gets another (RFC 5321 §4.5.2), an LF not preceded by CR gets one,
+// and the end adds the final CRLF when missing and the ending ".". It works
+// a line at a time instead of a byte at a time; FuzzSMTPDotWriter holds it
+// to the same output.
+type smtpDotWriter struct {
+	w       *bufio.Writer
+	started bool // a byte was written
+	midLine bool // the last byte written was not an LF
+	// cr is textproto's "CR seen" state: the line ends in an odd run of CRs
+	// (textproto pairs CRs up: the second of two is taken as data, so an LF
+	// after it gets a CR of its own).
+	cr bool
+}
+
+func (d *smtpDotWriter) Write(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		if !d.midLine && p[0] == '.' {
+			d.w.WriteByte('.')
+		}
+		d.started = true
+		seg := p
+		i := bytes.IndexByte(p, '\n')
+		if i >= 0 {
+			seg = p[:i]
+		}
+		if len(seg) > 0 {
+			k := 0
+			for k < len(seg) && seg[len(seg)-1-k] == '\r' {
+				k++
+			}
+			odd := k%2 == 1
+			if k == len(seg) {
+				d.cr = d.cr != odd // the run goes on from the last write
+			} else {
+				d.cr = odd
+			}
+			d.midLine = true
+			d.w.Write(seg)
+		}
+		if i < 0 {
+			n += len(p)
+			break
+		}
+		if !d.cr {
+			d.w.WriteByte('\r')
+		}
+		d.w.WriteByte('\n')
+		d.midLine, d.cr = false, false
+		p = p[i+1:]
+		n += i + 1
+	}
+	// bufio.Writer keeps its first error and returns it from every later
+	// call: a flush that failed on the way shows here.
+	if _, err := d.w.Write(nil); err != nil {
+		return n, err
+	}
+	return n, nil
+}
+
+// finish writes the end of the data into the buffer.
+func (d *smtpDotWriter) finish() {
+	switch {
+	case !d.started:
+		d.w.WriteString("\r\n.\r\n")
+	case !d.midLine:
+		d.w.WriteString(".\r\n")
+	case d.cr:
+		d.w.WriteString("\n.\r\n")
+	default:
+		d.w.WriteString("\r\n.\r\n")
+	}
+}
+
+// end ends the data, sends it and reads the server's verdict.
+func (d *smtpDotWriter) end(c *smtpClient) error {
+	d.finish()
+	if err := d.w.Flush(); err != nil {
+		return err
+	}
+	_, _, err := c.reply(250)
+	return err
+}
+
+var _ io.Writer = (*smtpDotWriter)(nil)

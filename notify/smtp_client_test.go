@@ -1,0 +1,456 @@
+package notify
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"net"
+	"net/textproto"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+)
+
+// smtpScripted is a scripted SMTP server for one session: it answers each
+// line the client sends with the reply that answer gives, and records the
+// lines. It checks what the go-smtp catcher cannot show: how the commands
+// were grouped into writes, and replies no real server gives.
+type smtpScripted struct {
+	t      *testing.T
+	ln     net.Listener
+	answer func(line string, s *smtpScriptedState) []string
+	mu     sync.Mutex
+	lines  []string
+	data   []string // each message's data, as received (dot-stuffed)
+	done   chan struct{}
+}
+
+// smtpScriptedState is what answer can see and change: whether the session
+// is inside DATA, and whether to hold replies until a line arrives.
+type smtpScriptedState struct {
+	holdUntil string   // when set, replies are held until a line with this prefix
+	held      []string // replies held so far
+}
+
+func newSMTPScripted(t *testing.T, answer func(line string, st *smtpScriptedState) []string) *smtpScripted {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &smtpScripted{t: t, ln: ln, answer: answer, done: make(chan struct{})}
+	go s.serve()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		<-s.done
+	})
+	return s
+}
+
+func (s *smtpScripted) config() SMTPConfig {
+	a := s.ln.Addr().(*net.TCPAddr)
+	return SMTPConfig{Host: "127.0.0.1", Port: a.Port, TLS: SMTPTLSNone, Timeout: 5 * time.Second, HELO: "gateway.test"}
+}
+
+func (s *smtpScripted) serve() {
+	defer close(s.done)
+	conn, err := s.ln.Accept()
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	tc := textproto.NewConn(conn)
+	st := &smtpScriptedState{}
+	send := func(replies []string) bool {
+		for _, r := range replies {
+			if err := tc.PrintfLine("%s", r); err != nil {
+				return false
+			}
+		}
+		return true
+	}
+	if !send([]string{"220 scripted ESMTP"}) {
+		return
+	}
+	for {
+		line, err := tc.ReadLine()
+		if err != nil {
+			return
+		}
+		s.mu.Lock()
+		s.lines = append(s.lines, line)
+		s.mu.Unlock()
+		replies := s.answer(line, st)
+		if strings.HasPrefix(line, "DATA") && len(replies) == 1 && strings.HasPrefix(replies[0], "354") && st.holdUntil == "" {
+			if !send(replies) {
+				return
+			}
+			var b bytes.Buffer
+			for {
+				l, err := tc.ReadLine()
+				if err != nil {
+					return
+				}
+				if l == "." {
+					break
+				}
+				b.WriteString(l + "\n")
+			}
+			s.mu.Lock()
+			s.data = append(s.data, b.String())
+			s.mu.Unlock()
+			replies = s.answer(".", st)
+		}
+		if st.holdUntil != "" {
+			st.held = append(st.held, replies...)
+			if !strings.HasPrefix(line, st.holdUntil) {
+				continue
+			}
+			replies, st.held, st.holdUntil = st.held, nil, ""
+			if !send(replies) {
+				return
+			}
+			if last := replies[len(replies)-1]; strings.HasPrefix(last, "354") {
+				// The data follows the held replies.
+				var b bytes.Buffer
+				for {
+					l, err := tc.ReadLine()
+					if err != nil {
+						return
+					}
+					if l == "." {
+						break
+					}
+					b.WriteString(l + "\n")
+				}
+				s.mu.Lock()
+				s.data = append(s.data, b.String())
+				s.mu.Unlock()
+				replies = s.answer(".", st)
+			} else {
+				continue
+			}
+		}
+		if !send(replies) {
+			return
+		}
+		if strings.HasPrefix(line, "QUIT") {
+			return
+		}
+	}
+}
+
+func (s *smtpScripted) got() (lines, data []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.lines...), append([]string(nil), s.data...)
+}
+
+// smtpScriptedBasic answers like a plain server that offers exts; rcptReply
+// maps a recipient to its reply (default 250).
+func smtpScriptedBasic(exts []string, rcptReply map[string]string, dataReply string) func(string, *smtpScriptedState) []string {
+	return func(line string, st *smtpScriptedState) []string {
+		switch {
+		case strings.HasPrefix(line, "EHLO"):
+			out := []string{"250-scripted"}
+			for _, e := range exts {
+				out = append(out, "250-"+e)
+			}
+			out[len(out)-1] = "250 " + strings.TrimPrefix(out[len(out)-1], "250-")
+			if len(exts) == 0 {
+				out = []string{"250 scripted"}
+			}
+			return out
+		case strings.HasPrefix(line, "MAIL"):
+			return []string{"250 2.1.0 ok"}
+		case strings.HasPrefix(line, "RCPT"):
+			addr := strings.TrimSuffix(strings.TrimPrefix(line, "RCPT TO:<"), ">")
+			if r, ok := rcptReply[addr]; ok {
+				return []string{r}
+			}
+			return []string{"250 2.1.5 ok"}
+		case strings.HasPrefix(line, "DATA"):
+			if dataReply != "" {
+				return []string{dataReply}
+			}
+			return []string{"354 go ahead"}
+		case line == ".":
+			return []string{"250 2.0.0 queued"}
+		case strings.HasPrefix(line, "QUIT"):
+			return []string{"221 bye"}
+		case strings.HasPrefix(line, "RSET"), strings.HasPrefix(line, "NOOP"):
+			return []string{"250 ok"}
+		}
+		return []string{"502 5.5.2 unknown"}
+	}
+}
+
+// TestSendPipelinesTheEnvelope: with PIPELINING the server gets MAIL, the
+// RCPTs and DATA before it answers any of them (this server holds every
+// reply until DATA arrives: a client waiting for the reply to MAIL would
+// hang until the deadline).
+func TestSendPipelinesTheEnvelope(t *testing.T) {
+	basic := smtpScriptedBasic([]string{"PIPELINING", "8BITMIME", "SIZE 1000000"}, nil, "")
+	srv := newSMTPScripted(t, func(line string, st *smtpScriptedState) []string {
+		if strings.HasPrefix(line, "MAIL") {
+			st.holdUntil = "DATA"
+		}
+		return basic(line, st)
+	})
+	s := smtpNewSender(t, srv.config())
+	raw := []byte("Subject: x\r\n\r\n.leading dot\r\nbody\r\n")
+	env := Envelope{From: "support@northwind-it.example", To: []string{"a@acme.example", "b@acme.example"}}
+	if err := s.Send(t.Context(), env, raw); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Close()
+	lines, data := srv.got()
+	want := []string{"EHLO gateway.test", "MAIL FROM:<support@northwind-it.example> BODY=8BITMIME SIZE=34",
+		"RCPT TO:<a@acme.example>", "RCPT TO:<b@acme.example>", "DATA", "QUIT"}
+	if strings.Join(lines, "|") != strings.Join(want, "|") {
+		t.Errorf("commands:\n got %q\nwant %q", lines, want)
+	}
+	if len(data) != 1 || data[0] != "Subject: x\n\n..leading dot\nbody\n" {
+		t.Errorf("data = %q", data)
+	}
+}
+
+// TestSendWithoutPipelining: a server that does not offer PIPELINING gets
+// one command at a time, and the envelope's outcomes are the same.
+func TestSendWithoutPipelining(t *testing.T) {
+	tests := []struct {
+		name      string
+		rcpt      map[string]string
+		dataReply string
+		wantOp    string // "" for success, "recipients" for a RecipientError
+		wantLines string
+	}{
+		{"accepted", nil, "", "", "EHLO gateway.test|MAIL FROM:<s@x.example>|RCPT TO:<a@y.example>|RCPT TO:<b@y.example>|DATA|QUIT"},
+		{"one refused", map[string]string{"a@y.example": "550 5.1.1 no such user"}, "", "recipients",
+			"EHLO gateway.test|MAIL FROM:<s@x.example>|RCPT TO:<a@y.example>|RCPT TO:<b@y.example>|DATA|QUIT"},
+		{"all refused: no DATA", map[string]string{"a@y.example": "550 no", "b@y.example": "450 later"}, "", "recipients",
+			"EHLO gateway.test|MAIL FROM:<s@x.example>|RCPT TO:<a@y.example>|RCPT TO:<b@y.example>"},
+		{"data refused", nil, "451 4.3.0 try later", "data",
+			"EHLO gateway.test|MAIL FROM:<s@x.example>|RCPT TO:<a@y.example>|RCPT TO:<b@y.example>|DATA"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newSMTPScripted(t, smtpScriptedBasic(nil, tt.rcpt, tt.dataReply))
+			s := smtpNewSender(t, srv.config())
+			env := Envelope{From: "s@x.example", To: []string{"a@y.example", "b@y.example"}}
+			err := s.Send(t.Context(), env, []byte("Subject: y\r\n\r\nhi\r\n"))
+			_ = s.Close()
+			var re *RecipientError
+			var se *SendError
+			switch tt.wantOp {
+			case "":
+				if err != nil {
+					t.Fatal(err)
+				}
+			case "recipients":
+				if !errors.As(err, &re) {
+					t.Fatalf("err = %v, want a RecipientError", err)
+				}
+			default:
+				if !errors.As(err, &se) || se.Op != tt.wantOp || se.Code != 451 || !IsTemporary(err) {
+					t.Fatalf("err = %#v, want a temporary failure at %s", err, tt.wantOp)
+				}
+			}
+			lines, _ := srv.got()
+			if got := strings.Join(lines, "|"); got != tt.wantLines {
+				t.Errorf("commands:\n got %s\nwant %s", got, tt.wantLines)
+			}
+		})
+	}
+}
+
+// TestSendPipelinedRefusals: refusals read from a pipelined envelope are
+// reported as before (the step, the code, temporary or not), and a server
+// that answers DATA with 354 although it refused every recipient gets an
+// empty message ended with "." rather than a session out of step.
+func TestSendPipelinedRefusals(t *testing.T) {
+	tests := []struct {
+		name      string
+		mail      string
+		rcpt      map[string]string
+		dataReply string
+		check     func(t *testing.T, err error)
+		wantData  int
+	}{
+		{name: "mail refused", mail: "553 5.7.1 sender refused", rcpt: map[string]string{"a@y.example": "503 5.5.1 no mail", "b@y.example": "503 5.5.1 no mail"},
+			dataReply: "503 5.5.1 no valid recipients", check: func(t *testing.T, err error) {
+				var se *SendError
+				if !errors.As(err, &se) || se.Op != "mail" || se.Code != 553 || IsTemporary(err) {
+					t.Errorf("err = %v, want a permanent MAIL refusal", err)
+				}
+			}},
+		{name: "all recipients refused, DATA 354 anyway", rcpt: map[string]string{"a@y.example": "550 no", "b@y.example": "450 4.2.0 later"},
+			check: func(t *testing.T, err error) {
+				var re *RecipientError
+				if !errors.As(err, &re) || len(re.Delivered) != 0 || len(re.Failed) != 2 || strings.Join(re.Retry(), ",") != "b@y.example" {
+					t.Errorf("err = %v, want both recipients refused, b to retry", err)
+				}
+			}, wantData: 1},
+		{name: "one recipient refused", rcpt: map[string]string{"b@y.example": "550 5.1.1 unknown"},
+			check: func(t *testing.T, err error) {
+				var re *RecipientError
+				if !errors.As(err, &re) || strings.Join(re.Delivered, ",") != "a@y.example" || len(re.Failed) != 1 || re.Failed[0].Code != 550 || IsTemporary(err) {
+					t.Errorf("err = %v, want b refused for good, a delivered", err)
+				}
+			}, wantData: 1},
+		{name: "data refused", dataReply: "554 5.3.4 too big", check: func(t *testing.T, err error) {
+			var se *SendError
+			if !errors.As(err, &se) || se.Op != "data" || se.Code != 554 || IsTemporary(err) {
+				t.Errorf("err = %v, want a permanent DATA refusal", err)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			basic := smtpScriptedBasic([]string{"PIPELINING"}, tt.rcpt, tt.dataReply)
+			srv := newSMTPScripted(t, func(line string, st *smtpScriptedState) []string {
+				if strings.HasPrefix(line, "MAIL") {
+					st.holdUntil = "DATA"
+					if tt.mail != "" {
+						return []string{tt.mail}
+					}
+				}
+				return basic(line, st)
+			})
+			s := smtpNewSender(t, srv.config())
+			env := Envelope{From: "s@x.example", To: []string{"a@y.example", "b@y.example"}}
+			err := s.Send(t.Context(), env, []byte("Subject: y\r\n\r\nhi\r\n"))
+			tt.check(t, err)
+			_ = s.Close()
+			lines, data := srv.got()
+			if len(data) != tt.wantData {
+				t.Errorf("%d messages' data reached the server, want %d", len(data), tt.wantData)
+			}
+			if tt.name == "all recipients refused, DATA 354 anyway" && (len(data) != 1 || data[0] != "") {
+				t.Errorf("data = %q, want the empty message that ends the transaction", data)
+			}
+			if len(lines) < 5 || lines[4] != "DATA" {
+				t.Errorf("commands = %q, want the pipelined envelope", lines)
+			}
+		})
+	}
+}
+
+// TestSMTPReplyError: replies become go-smtp's error type, with the
+// enhanced status code split off as go-smtp's client does.
+func TestSMTPReplyError(t *testing.T) {
+	tests := []struct {
+		in       *textproto.Error
+		code     int
+		enhanced smtp.EnhancedCode
+		msg      string
+	}{
+		{&textproto.Error{Code: 550, Msg: "5.1.1 no such user"}, 550, smtp.EnhancedCode{5, 1, 1}, "no such user"},
+		{&textproto.Error{Code: 451, Msg: "4.3.0 one\n4.3.0 two"}, 451, smtp.EnhancedCode{4, 3, 0}, "one\ntwo"},
+		{&textproto.Error{Code: 554, Msg: "no enhanced code"}, 554, smtp.EnhancedCode{}, "no enhanced code"},
+		{&textproto.Error{Code: 421, Msg: "closing"}, 421, smtp.EnhancedCode{}, "closing"},
+		{&textproto.Error{Code: 550, Msg: "5.x.1 odd"}, 550, smtp.EnhancedCode{}, "5.x.1 odd"},
+	}
+	for _, tt := range tests {
+		var se *smtp.SMTPError
+		if !errors.As(smtpReplyError(tt.in), &se) {
+			t.Fatalf("%v: not an SMTPError", tt.in)
+		}
+		if se.Code != tt.code || se.EnhancedCode != tt.enhanced || se.Message != tt.msg {
+			t.Errorf("%q: got %d %v %q", tt.in.Msg, se.Code, se.EnhancedCode, se.Message)
+		}
+	}
+	plain := errors.New("network")
+	if smtpReplyError(plain) != plain {
+		t.Error("a non-reply error was changed")
+	}
+}
+
+// smtpDotStuffed is the reference: net/textproto's DotWriter, fed p in the
+// given pieces, ended with Close.
+func smtpDotStuffed(t testing.TB, pieces [][]byte) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	bw := bufio.NewWriter(&b)
+	w := textproto.NewWriter(bw).DotWriter()
+	for _, p := range pieces {
+		if _, err := w.Write(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// smtpOwnDotStuffed is the same through smtpDotWriter (without reading a
+// reply).
+func smtpOwnDotStuffed(t testing.TB, pieces [][]byte) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	bw := bufio.NewWriter(&b)
+	d := &smtpDotWriter{w: bw}
+	for _, p := range pieces {
+		n, err := d.Write(p)
+		if err != nil || n != len(p) {
+			t.Fatalf("Write = %d, %v; want %d", n, err, len(p))
+		}
+	}
+	d.finish()
+	if err := bw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// smtpSplit cuts s at the given offsets (taken modulo its length).
+func smtpSplit(s []byte, cuts []byte) [][]byte {
+	var out [][]byte
+	for _, c := range cuts {
+		if len(s) == 0 {
+			break
+		}
+		i := int(c) % (len(s) + 1)
+		out = append(out, s[:i])
+		s = s[i:]
+	}
+	return append(out, s)
+}
+
+func TestSMTPDotWriterMatchesTextproto(t *testing.T) {
+	inputs := []string{
+		"", ".", "..", "a", "a\r\n", "a\n", "\n", "\r\n", "\r", "a\r", ".\r\n", ".\r\n.\r\n",
+		"Subject: x\r\n\r\n.line\r\n..two\r\nend", "x\r\n.\r\ny\r\n", "bare\nlf\n.dot\n",
+		"cr\rinside\r\n", "\r\r\n", ".\n.\n", strings.Repeat("long line ", 1000) + "\r\n.x",
+	}
+	cuts := [][]byte{nil, {1}, {0, 1, 2}, {3, 1, 1, 1}, {7, 2}}
+	for _, in := range inputs {
+		for _, c := range cuts {
+			pieces := smtpSplit([]byte(in), c)
+			want, got := smtpDotStuffed(t, pieces), smtpOwnDotStuffed(t, pieces)
+			if !bytes.Equal(got, want) {
+				t.Errorf("%q cut %v:\n got %q\nwant %q", in, c, got, want)
+			}
+		}
+	}
+}
+
+// FuzzSMTPDotWriter: the line-at-a-time writer produces what net/textproto's
+// byte-at-a-time one does, however the message is cut into writes.
+func FuzzSMTPDotWriter(f *testing.F) {
+	f.Add([]byte("Subject: x\r\n\r\n.line\r\nbody"), []byte{3, 9})
+	f.Add([]byte(".\r\n.\n\r.\r\r\n"), []byte{1, 1, 1, 1})
+	f.Add([]byte("\r"), []byte{})
+	f.Fuzz(func(t *testing.T, msg, cuts []byte) {
+		pieces := smtpSplit(msg, cuts)
+		want, got := smtpDotStuffed(t, pieces), smtpOwnDotStuffed(t, pieces)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("pieces %q:\n got %q\nwant %q", pieces, got, want)
+		}
+	})
+}
