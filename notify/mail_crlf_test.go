@@ -1,0 +1,72 @@
+package notify
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// mailCRLFReference is the byte-at-a-time converter that mailCRLFConverter
+// replaced: the definition it must keep to.
+func mailCRLFReference(chunks [][]byte) []byte {
+	var dst []byte
+	lastCR := false
+	for _, chunk := range chunks {
+		for _, b := range chunk {
+			switch {
+			case b == '\n' && lastCR:
+				dst = append(dst, '\n')
+			case b == '\n':
+				dst = append(dst, '\r', '\n')
+			case lastCR:
+				dst = append(dst, '\n', b)
+			default:
+				dst = append(dst, b)
+			}
+			lastCR = b == '\r'
+		}
+	}
+	if lastCR {
+		dst = append(dst, '\n')
+	}
+	return dst
+}
+
+func mailCRLFConverted(chunks [][]byte) []byte {
+	var c mailCRLFConverter
+	var dst []byte
+	for i, ch := range chunks {
+		dst, _ = c.convert(dst, ch, i == len(chunks)-1)
+	}
+	if len(chunks) == 0 {
+		dst, _ = c.convert(dst, nil, true)
+	}
+	return dst
+}
+
+func TestMailCRLFConverterMatchesReference(t *testing.T) {
+	inputs := []string{"", "a", "\r", "\n", "\r\n", "\n\r", "\r\r\n", "a\rb", "a\nb\r\nc\r", "\r\r\r",
+		"line one\r\nline two\nline three\rline four", strings.Repeat("x\r\n", 100) + "end\r"}
+	cuts := [][]byte{nil, {1}, {0, 1, 2}, {2, 2, 2, 2}, {5}}
+	for _, in := range inputs {
+		for _, c := range cuts {
+			chunks := smtpSplit([]byte(in), c)
+			if got, want := mailCRLFConverted(chunks), mailCRLFReference(chunks); !bytes.Equal(got, want) {
+				t.Errorf("%q cut %v: got %q, want %q", in, c, got, want)
+			}
+		}
+	}
+}
+
+// FuzzMailCRLFConverter: the line-at-a-time converter agrees with the
+// byte-at-a-time definition however the input is cut into chunks.
+func FuzzMailCRLFConverter(f *testing.F) {
+	f.Add([]byte("a\r\nb\nc\rd\r"), []byte{1, 3})
+	f.Add([]byte("\r\r\n\n"), []byte{0, 1})
+	f.Fuzz(func(t *testing.T, in, cuts []byte) {
+		chunks := smtpSplit(in, cuts)
+		if got, want := mailCRLFConverted(chunks), mailCRLFReference(chunks); !bytes.Equal(got, want) {
+			t.Fatalf("chunks %q: got %q, want %q", chunks, got, want)
+		}
+	})
+}
