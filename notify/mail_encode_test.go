@@ -2,6 +2,7 @@ package notify
 
 import (
 	"bytes"
+	"mime/quotedprintable"
 	"strings"
 	"testing"
 )
@@ -67,6 +68,44 @@ func FuzzMailCRLFConverter(f *testing.F) {
 		chunks := smtpSplit(in, cuts)
 		if got, want := mailCRLFConverted(chunks), mailCRLFReference(chunks); !bytes.Equal(got, want) {
 			t.Fatalf("chunks %q: got %q, want %q", chunks, got, want)
+		}
+	})
+}
+
+// mailQPReference is mime/quotedprintable's Writer, the definition
+// mailQuotedPrintable keeps to.
+func mailQPReference(t testing.TB, text string) []byte {
+	var b bytes.Buffer
+	w := quotedprintable.NewWriter(&b)
+	if _, err := w.Write([]byte(text)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func TestMailQuotedPrintableMatchesStdlib(t *testing.T) {
+	inputs := []string{"", "a", "=", " ", "\t", "a \r\nb\t\nc ", "\r", "\n", "\r\n", "\r\r\n\n", "\r\xff\n",
+		strings.Repeat("x", 75), strings.Repeat("x", 76), strings.Repeat("x", 74) + "=", strings.Repeat("x", 73) + "é",
+		strings.Repeat("x", 74) + " \r\n", strings.Repeat("y", 75) + " ", "שלום עולם", "<p style=\"color:#1f2937\">Hello</p>\n",
+		strings.Repeat("word ", 40) + "\n" + strings.Repeat("=", 30)}
+	for _, in := range inputs {
+		if got, want := mailQuotedPrintable(nil, in), mailQPReference(t, in); !bytes.Equal(got, want) {
+			t.Errorf("%q:\n got %q\nwant %q", in, got, want)
+		}
+	}
+}
+
+// FuzzMailQuotedPrintable: the run-at-a-time encoder writes what the
+// standard library's byte-at-a-time one does.
+func FuzzMailQuotedPrintable(f *testing.F) {
+	f.Add("Hello  \r\nworld\t\n" + strings.Repeat("ab=", 40))
+	f.Add("\r\r\n\xfe \n")
+	f.Fuzz(func(t *testing.T, in string) {
+		if got, want := mailQuotedPrintable([]byte("prefix"), in), append([]byte("prefix"), mailQPReference(t, in)...); !bytes.Equal(got, want) {
+			t.Fatalf("%q:\n got %q\nwant %q", in, got, want)
 		}
 	})
 }
