@@ -520,18 +520,15 @@ func cleanSubject(s, lang string) string {
 func cleanText(s, lang string) string {
 	s = strings.ReplaceAll(s, "\r\n", "\n")
 	s = strings.ReplaceAll(s, "\r", "\n")
-	s = strings.Map(func(r rune) rune {
-		switch {
-		case r == '\n' || r == '\t':
-			return r
-		case r == '\u2028' || r == '\u2029':
-			return '\n'
-		case unicode.IsControl(r) || isStripped(r):
-			return -1
-		}
-		return r
-	}, s)
+	if needsTextRune(s) {
+		s = strings.Map(textRune, s)
+	}
 	var b strings.Builder
+	if lang == LangHebrew { // room for an RLM before every line
+		b.Grow(len(s) + len(rlm)*(strings.Count(s, "\n")+1))
+	} else {
+		b.Grow(len(s) + 1)
+	}
 	blank := false
 	for line := range strings.SplitSeq(s, "\n") {
 		line = strings.TrimRightFunc(line, unicode.IsSpace)
@@ -550,6 +547,41 @@ func cleanText(s, lang string) string {
 		b.WriteByte('\n')
 	}
 	return b.String()
+}
+
+// textRune is the character filter of cleanText: line and paragraph
+// separators become LF, other controls but tab and bidi controls go.
+func textRune(r rune) rune {
+	switch {
+	case r == '\n' || r == '\t':
+		return r
+	case r == '\u2028' || r == '\u2029':
+		return '\n'
+	case unicode.IsControl(r) || isStripped(r):
+		return -1
+	}
+	return r
+}
+
+// needsTextRune reports whether strings.Map(textRune, s) differs from s
+// (invalid UTF-8 included, which Map replaces), without calling textRune
+// for every ASCII byte.
+func needsTextRune(s string) bool {
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if (c < ' ' && c != '\n' && c != '\t') || c == 0x7F {
+				return true
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 || textRune(r) != r {
+			return true
+		}
+		i += n
+	}
+	return false
 }
 
 // Check renders every template of every kind and language against the
