@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	htmltemplate "html/template"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -52,14 +53,41 @@ func (f formatter) longDate(t time.Time) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return f.longDateIn(t), nil
+	var buf [64]byte
+	return string(f.appendLongDate(buf[:0], t)), nil
 }
 
-func (f formatter) longDateIn(t time.Time) string {
+// The date functions append to a stack buffer and convert once: they run
+// a few dozen times per message, and fmt cost an allocation per argument.
+
+func (f formatter) appendLongDate(b []byte, t time.Time) []byte {
+	y, m, d := t.Date()
 	if f.lang == LangHebrew {
-		return fmt.Sprintf("%s, %d ב%s %d", hebrewWeekdays[t.Weekday()], t.Day(), hebrewMonths[t.Month()-1], t.Year())
+		b = append(b, hebrewWeekdays[t.Weekday()]...)
+		b = append(b, ", "...)
+		b = strconv.AppendInt(b, int64(d), 10)
+		b = append(b, " ב"...)
+		b = append(b, hebrewMonths[m-1]...)
+	} else {
+		b = append(b, t.Weekday().String()...)
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, int64(d), 10)
+		b = append(b, ' ')
+		b = append(b, m.String()...)
 	}
-	return fmt.Sprintf("%s %d %s %d", t.Weekday(), t.Day(), t.Month(), t.Year())
+	b = append(b, ' ')
+	return strconv.AppendInt(b, int64(y), 10)
+}
+
+// appendClock appends the 24-hour wall-clock time of t, "09:30".
+func appendClock(b []byte, t time.Time) []byte {
+	hh, mm, _ := t.Clock()
+	return append(b, byte('0'+hh/10), byte('0'+hh%10), ':', byte('0'+mm/10), byte('0'+mm%10))
+}
+
+// append2 appends n (0 to 99) as two digits.
+func append2(b []byte, n int) []byte {
+	return append(b, byte('0'+n/10), byte('0'+n%10))
 }
 
 // dateTime is longDate followed by the 24-hour time: "Monday 30 November
@@ -69,7 +97,9 @@ func (f formatter) dateTime(t time.Time) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return f.longDateIn(t) + ", " + clock(t), nil
+	var buf [64]byte
+	b := append(f.appendLongDate(buf[:0], t), ", "...)
+	return string(appendClock(b, t)), nil
 }
 
 // timeOfDay is the 24-hour wall-clock time, "09:30".
@@ -78,10 +108,9 @@ func (f formatter) timeOfDay(t time.Time) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return clock(t), nil
+	var buf [8]byte
+	return string(appendClock(buf[:0], t)), nil
 }
-
-func clock(t time.Time) string { return fmt.Sprintf("%02d:%02d", t.Hour(), t.Minute()) }
 
 // shortDate is "30/11/2026" in Hebrew and "30 Nov 2026" in English (a
 // numeric English date would be read differently in the US and the UK).
@@ -90,10 +119,17 @@ func (f formatter) shortDate(t time.Time) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	y, m, d := t.Date()
+	var buf [32]byte
+	var b []byte
 	if f.lang == LangHebrew {
-		return fmt.Sprintf("%02d/%02d/%d", t.Day(), int(t.Month()), t.Year()), nil
+		b = append(append2(buf[:0], d), '/')
+		b = append(append2(b, int(m)), '/')
+	} else {
+		b = append(strconv.AppendInt(buf[:0], int64(d), 10), ' ')
+		b = append(append(b, m.String()[:3]...), ' ')
 	}
-	return fmt.Sprintf("%d %s %d", t.Day(), t.Month().String()[:3], t.Year()), nil
+	return string(strconv.AppendInt(b, int64(y), 10)), nil
 }
 
 // monthYear is "December 2026" or "דצמבר 2026".
@@ -102,10 +138,16 @@ func (f formatter) monthYear(t time.Time) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	y, m, _ := t.Date()
+	var buf [32]byte
+	var b []byte
 	if f.lang == LangHebrew {
-		return fmt.Sprintf("%s %d", hebrewMonths[t.Month()-1], t.Year()), nil
+		b = append(buf[:0], hebrewMonths[m-1]...)
+	} else {
+		b = append(buf[:0], m.String()...)
 	}
-	return fmt.Sprintf("%s %d", t.Month(), t.Year()), nil
+	b = append(b, ' ')
+	return string(strconv.AppendInt(b, int64(y), 10)), nil
 }
 
 // weekday is "Tuesday" or "יום שלישי".
@@ -131,7 +173,9 @@ func (f formatter) sameMonth(a, b time.Time) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return a.Year() == b.Year() && a.Month() == b.Month(), nil
+	ay, am, _ := a.Date()
+	by, bm, _ := b.Date()
+	return ay == by && am == bm, nil
 }
 
 // sameDay reports whether a and b fall on the same date of the formatter's
@@ -229,6 +273,12 @@ func (f formatter) label(group string) func(any) (string, error) {
 // string without letters (digits, punctuation).
 func direction(s string) byte {
 	for _, r := range s {
+		if r < utf8.RuneSelf { // ASCII: only a-z and A-Z are letters
+			if 'a' <= r|0x20 && r|0x20 <= 'z' {
+				return 'L'
+			}
+			continue
+		}
 		switch {
 		case r == '\u200F' || r == '\u061C':
 			return 'R'
@@ -367,6 +417,14 @@ func isBreak(r rune) bool {
 // becomes U+FFFD. This is what makes a customer's subject or display name
 // safe in a header and in a text part.
 func oneLine(s string) string {
+	if line, ok := alreadyOneLine(s); ok {
+		return line
+	}
+	return buildOneLine(s)
+}
+
+// buildOneLine is oneLine for a value that needs more than trimming.
+func buildOneLine(s string) string {
 	var b strings.Builder
 	b.Grow(len(s))
 	space := false
@@ -387,6 +445,46 @@ func oneLine(s string) string {
 		b.WriteRune(r) // RuneError for invalid bytes
 	}
 	return b.String()
+}
+
+// alreadyOneLine returns oneLine(s) and true when that is s without its
+// leading and trailing breaks and stripped characters, as it is for almost
+// every value: a slice of s, without building a copy.
+func alreadyOneLine(s string) (string, bool) {
+	start, end := 0, len(s)
+	for start < end {
+		r, n := utf8.DecodeRuneInString(s[start:end])
+		if !isStripped(r) && !isBreak(r) {
+			break
+		}
+		start += n
+	}
+	for end > start {
+		r, n := utf8.DecodeLastRuneInString(s[start:end])
+		if !isStripped(r) && !isBreak(r) {
+			break
+		}
+		end -= n
+	}
+	space := false // the previous byte is a space
+	for i := start; i < end; {
+		if c := s[i]; c < utf8.RuneSelf {
+			switch {
+			case c == ' ' && space, c < ' ', c == 0x7F: // a run of spaces, a control (\t\n\r included)
+				return "", false
+			}
+			space = c == ' '
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:end])
+		if r == utf8.RuneError && n == 1 || isStripped(r) || isBreak(r) {
+			return "", false
+		}
+		space = false
+		i += n
+	}
+	return s[start:end], true
 }
 
 // truncateRunes cuts s to at most n runes, ending with "…" when cut.

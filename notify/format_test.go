@@ -1,9 +1,11 @@
 package notify
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/northwind-it/ticketgw/domain"
 )
@@ -295,11 +297,22 @@ func TestTruncateRunes(t *testing.T) {
 }
 
 func FuzzOneLine(f *testing.F) {
-	for _, s := range []string{"", "a\r\nb", hostile, "עובד\u2028חדש", "\xff", "\u202e\u2066x"} {
+	for _, s := range []string{"", "a\r\nb", hostile, "עובד\u2028חדש", "\xff", "\u202e\u2066x",
+		" a b ", "a  b", "\u00a0a\u0085", "a\u200f b\u202e", "\ufeffa\ufeff", "x\xe2\x80", "\xe2\u2028", "a \tb", "\x7f"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		got := oneLine(s)
+		// The fast path (a slice of s) agrees with building the line.
+		if want := buildOneLine(s); got != want {
+			t.Errorf("oneLine(%q) = %q, buildOneLine = %q", s, got, want)
+		}
+		if d, want := direction(s), directionRef(s); d != want {
+			t.Errorf("direction(%q) = %c, want %c", s, d, want)
+		}
+		if got, want := needsTextRune(s), strings.Map(textRune, s) != s; got != want {
+			t.Errorf("needsTextRune(%q) = %v, want %v", s, got, want)
+		}
 		if strings.HasPrefix(got, " ") || strings.HasSuffix(got, " ") || strings.Contains(got, "  ") {
 			t.Errorf("oneLine(%q) = %q: untrimmed or doubled spaces", s, got)
 		}
@@ -319,4 +332,62 @@ func FuzzOneLine(f *testing.F) {
 			t.Errorf("Hebrew subject %q does not start right to left", cs)
 		}
 	})
+}
+
+// directionRef is direction without its ASCII shortcut.
+func directionRef(s string) byte {
+	for _, r := range s {
+		switch {
+		case r == '\u200F' || r == '\u061C':
+			return 'R'
+		case r == '\u200E':
+			return 'L'
+		case unicode.In(r, unicode.Hebrew, unicode.Arabic, unicode.Syriac, unicode.Thaana, unicode.Nko) && unicode.IsLetter(r):
+			return 'R'
+		case unicode.IsLetter(r):
+			return 'L'
+		}
+	}
+	return 0
+}
+
+// TestDatesMatchFmt compares the date functions with the fmt formats they
+// replaced, across two years of times in two zones and a few odd years.
+func TestDatesMatchFmt(t *testing.T) {
+	ref := func(f formatter, t time.Time) map[string]string {
+		t = t.In(f.loc)
+		long := fmt.Sprintf("%s %d %s %d", t.Weekday(), t.Day(), t.Month(), t.Year())
+		short := fmt.Sprintf("%d %s %d", t.Day(), t.Month().String()[:3], t.Year())
+		month := fmt.Sprintf("%s %d", t.Month(), t.Year())
+		if f.lang == LangHebrew {
+			long = fmt.Sprintf("%s, %d ב%s %d", hebrewWeekdays[t.Weekday()], t.Day(), hebrewMonths[t.Month()-1], t.Year())
+			short = fmt.Sprintf("%02d/%02d/%d", t.Day(), int(t.Month()), t.Year())
+			month = fmt.Sprintf("%s %d", hebrewMonths[t.Month()-1], t.Year())
+		}
+		clock := fmt.Sprintf("%02d:%02d", t.Hour(), t.Minute())
+		return map[string]string{"longDate": long, "dateTime": long + ", " + clock, "time": clock, "shortDate": short, "monthYear": month}
+	}
+	times := []time.Time{
+		time.Date(1, 1, 2, 0, 0, 0, 0, time.UTC),
+		time.Date(999, 2, 3, 4, 5, 0, 0, time.UTC),
+		time.Date(12345, 12, 31, 23, 59, 59, 0, time.UTC),
+	}
+	for at := time.Date(2026, 1, 1, 0, 7, 0, 0, time.UTC); at.Year() < 2028; at = at.Add(7*time.Hour + 13*time.Minute) {
+		times = append(times, at)
+	}
+	for _, loc := range []*time.Location{jerusalem(t), time.FixedZone("X", -(9*60+30)*60)} {
+		for _, lang := range Languages() {
+			f := formatter{lang: lang, loc: loc}
+			fns := map[string]func(time.Time) (string, error){
+				"longDate": f.longDate, "dateTime": f.dateTime, "time": f.timeOfDay, "shortDate": f.shortDate, "monthYear": f.monthYear,
+			}
+			for _, at := range times {
+				for name, want := range ref(f, at) {
+					if got, err := fns[name](at); err != nil || got != want {
+						t.Fatalf("%s %s(%v in %v) = %q, %v; want %q", lang, name, at, loc, got, err, want)
+					}
+				}
+			}
+		}
+	}
 }

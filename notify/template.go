@@ -149,14 +149,15 @@ type setKey struct{ kind, lang string }
 // `templates.dir`. It is immutable and safe for concurrent use.
 type Templates struct {
 	sets map[setKey]*tmplSet
-	// bound caches, per template, language and zone, a clone with the date
-	// and label functions bound: cloning and re-escaping an HTML template
-	// on every render cost about a millisecond per acknowledgement.
-	bound sync.Map // boundKey -> *texttemplate.Template | *htmltemplate.Template
+	// bound caches, per template set, language and zone, clones with the
+	// date and label functions bound: cloning and re-escaping an HTML
+	// template on every render cost about a millisecond per
+	// acknowledgement.
+	bound sync.Map // boundKey -> *boundSet
 }
 
 type boundKey struct {
-	tmpl       any // the parsed base template
+	set        *tmplSet
 	lang, zone string
 }
 
@@ -387,39 +388,92 @@ func (t *Templates) render(kind, lang string, data any) (Rendered, error) {
 	if err != nil {
 		return Rendered{}, err
 	}
-	f := formatter{lang: lang, loc: loc}
+	b, err := t.bind(s, formatter{lang: lang, loc: loc})
+	if err != nil {
+		return Rendered{}, err
+	}
+	view := templateView(data)
+	fail := func(err error, p part, name string) error {
+		return locate(renamedError(err, view, data), name, s.origin[p])
+	}
 
 	var r Rendered
-	subject, err := t.execText(s.subject, f, data)
+	subject, err := b.subject.execute(view)
 	if err != nil {
-		return Rendered{}, locate(err, s.subject.Name(), s.origin[partSubject])
+		return Rendered{}, fail(err, partSubject, s.subject.Name())
 	}
 	if r.Subject = cleanSubject(subject, lang); r.Subject == "" || r.Subject == rlm {
 		return Rendered{}, &TemplateError{File: s.origin[partSubject], Msg: "renders an empty subject"}
 	}
-	text, err := t.execText(s.text, f, data)
+	text, err := b.text.execute(view)
 	if err != nil {
-		return Rendered{}, locate(err, s.text.Name(), s.origin[partText])
+		return Rendered{}, fail(err, partText, s.text.Name())
 	}
 	if r.Text = cleanText(text, lang); r.Text == "" {
 		return Rendered{}, &TemplateError{File: s.origin[partText], Msg: "renders an empty text part"}
 	}
-	html, err := t.execHTML(s.html, f, data)
+	html, err := b.html.execute(view)
 	if err != nil {
-		return Rendered{}, locate(err, s.html.Name(), s.origin[partHTML])
+		return Rendered{}, fail(err, partHTML, s.html.Name())
 	}
-	if html = strings.TrimSpace(html); html != "" {
-		r.HTML = html + "\n"
-	}
+	r.HTML = trimHTML(html)
 	return r, nil
 }
 
-func (f formatter) key(tmpl any) boundKey {
+// trimHTML is html without leading and trailing white space and with a
+// final newline, or "" when nothing else is left. When the newline is
+// already there (a template file ends with one), the result is a slice of
+// html rather than a copy.
+func trimHTML(html string) string {
+	rest := strings.TrimLeftFunc(html, unicode.IsSpace)
+	trimmed := strings.TrimRightFunc(rest, unicode.IsSpace) // strings.TrimSpace(html)
+	if trimmed == "" {
+		return ""
+	}
+	start := len(html) - len(rest)
+	if end := start + len(trimmed); end < len(html) && html[end] == '\n' {
+		return html[start : end+1]
+	}
+	return trimmed + "\n"
+}
+
+// boundSet is a tmplSet's templates cloned and bound to one language's and
+// zone's functions.
+type boundSet struct {
+	subject, text *boundTemplate[*texttemplate.Template]
+	html          *boundTemplate[*htmltemplate.Template]
+}
+
+// bind returns s bound to f's functions, cloning it on first use.
+func (t *Templates) bind(s *tmplSet, f formatter) (*boundSet, error) {
 	zone := ""
 	if f.loc != nil {
 		zone = f.loc.String()
 	}
-	return boundKey{tmpl: tmpl, lang: f.lang, zone: zone}
+	k := boundKey{set: s, lang: f.lang, zone: zone}
+	if b, ok := t.bound.Load(k); ok {
+		return b.(*boundSet), nil
+	}
+	textFuncs, htmlFuncs := f.textFuncs(), f.htmlFuncs()
+	subject, err := s.subject.Clone()
+	if err != nil {
+		return nil, err
+	}
+	text, err := s.text.Clone()
+	if err != nil {
+		return nil, err
+	}
+	html, err := s.html.Clone()
+	if err != nil {
+		return nil, err
+	}
+	b := &boundSet{
+		subject: &boundTemplate[*texttemplate.Template]{tmpl: subject.Funcs(textFuncs)},
+		text:    &boundTemplate[*texttemplate.Template]{tmpl: text.Funcs(textFuncs)},
+		html:    &boundTemplate[*htmltemplate.Template]{tmpl: html.Funcs(htmlFuncs)},
+	}
+	actual, _ := t.bound.LoadOrStore(k, b)
+	return actual.(*boundSet), nil
 }
 
 // boundTemplate is a template bound to one language's and zone's funcs,
@@ -444,36 +498,6 @@ func (b *boundTemplate[T]) execute(data any) (string, error) {
 	return out.String(), nil
 }
 
-func (t *Templates) execText(base *texttemplate.Template, f formatter, data any) (string, error) {
-	k := f.key(base)
-	c, _ := t.bound.Load(k)
-	bt, _ := c.(*boundTemplate[*texttemplate.Template])
-	if bt == nil {
-		cl, err := base.Clone()
-		if err != nil {
-			return "", err
-		}
-		bt = &boundTemplate[*texttemplate.Template]{tmpl: cl.Funcs(f.textFuncs())}
-		t.bound.Store(k, bt)
-	}
-	return bt.execute(data)
-}
-
-func (t *Templates) execHTML(base *htmltemplate.Template, f formatter, data any) (string, error) {
-	k := f.key(base)
-	c, _ := t.bound.Load(k)
-	bt, _ := c.(*boundTemplate[*htmltemplate.Template])
-	if bt == nil {
-		cl, err := base.Clone()
-		if err != nil {
-			return "", err
-		}
-		bt = &boundTemplate[*htmltemplate.Template]{tmpl: cl.Funcs(f.htmlFuncs())}
-		t.bound.Store(k, bt)
-	}
-	return bt.execute(data)
-}
-
 // cleanSubject makes a rendered subject safe for a header: one line, no
 // control or bidi-override characters, trimmed, capped. A Hebrew subject
 // starts with a Hebrew letter or U+200F so that clients lay it out right to
@@ -496,18 +520,15 @@ func cleanSubject(s, lang string) string {
 func cleanText(s, lang string) string {
 	s = strings.ReplaceAll(s, "\r\n", "\n")
 	s = strings.ReplaceAll(s, "\r", "\n")
-	s = strings.Map(func(r rune) rune {
-		switch {
-		case r == '\n' || r == '\t':
-			return r
-		case r == '\u2028' || r == '\u2029':
-			return '\n'
-		case unicode.IsControl(r) || isStripped(r):
-			return -1
-		}
-		return r
-	}, s)
+	if needsTextRune(s) {
+		s = strings.Map(textRune, s)
+	}
 	var b strings.Builder
+	if lang == LangHebrew { // room for an RLM before every line
+		b.Grow(len(s) + len(rlm)*(strings.Count(s, "\n")+1))
+	} else {
+		b.Grow(len(s) + 1)
+	}
 	blank := false
 	for line := range strings.SplitSeq(s, "\n") {
 		line = strings.TrimRightFunc(line, unicode.IsSpace)
@@ -526,6 +547,41 @@ func cleanText(s, lang string) string {
 		b.WriteByte('\n')
 	}
 	return b.String()
+}
+
+// textRune is the character filter of cleanText: line and paragraph
+// separators become LF, other controls but tab and bidi controls go.
+func textRune(r rune) rune {
+	switch {
+	case r == '\n' || r == '\t':
+		return r
+	case r == '\u2028' || r == '\u2029':
+		return '\n'
+	case unicode.IsControl(r) || isStripped(r):
+		return -1
+	}
+	return r
+}
+
+// needsTextRune reports whether strings.Map(textRune, s) differs from s
+// (invalid UTF-8 included, which Map replaces), without calling textRune
+// for every ASCII byte.
+func needsTextRune(s string) bool {
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if (c < ' ' && c != '\n' && c != '\t') || c == 0x7F {
+				return true
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 || textRune(r) != r {
+			return true
+		}
+		i += n
+	}
+	return false
 }
 
 // Check renders every template of every kind and language against the

@@ -747,6 +747,25 @@ func BenchmarkRenderAck(b *testing.B) {
 	}
 }
 
+// BenchmarkRenderNewTicket renders what a new ticket costs: the
+// acknowledgement and the staff forward, six templates, in each language.
+func BenchmarkRenderNewTicket(b *testing.B) {
+	tm := builtins(b)
+	ack, fwd := SampleData(KindAck), SampleData(KindForward)
+	for _, lang := range Languages() {
+		b.Run(lang, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := tm.Render(KindAck, lang, ack); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := tm.Render(KindForward, lang, fwd); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 func BenchmarkLoadTemplates(b *testing.B) {
 	for b.Loop() {
 		if _, err := LoadTemplates(""); err != nil {
