@@ -47,6 +47,22 @@ func (s *refProbeStore) Enqueue(ctx context.Context, e store.OutboxEntry, now ti
 	return added, nil
 }
 
+func (s *refProbeStore) IndexAndEnqueue(ctx context.Context, ticketID string, ids []string, entries []store.OutboxEntry, now time.Time) ([]bool, error) {
+	if len(ids) > 0 {
+		if err := s.Store.IndexMessageIDs(ctx, ticketID, ids...); err != nil {
+			return nil, err
+		}
+	}
+	added := make([]bool, len(entries))
+	for i, e := range entries {
+		var err error
+		if added[i], err = s.Enqueue(ctx, e, now); err != nil {
+			return added, err
+		}
+	}
+	return added, nil
+}
+
 func (s *refProbeStore) probe(t *testing.T, prefix string) (string, refProbe) {
 	t.Helper()
 	s.mu.Lock()

@@ -23,6 +23,10 @@ type Store interface {
 	CreateTicket(ctx context.Context, nt store.NewTicket) (domain.Ticket, bool, error)
 	IndexMessageIDs(ctx context.Context, ticketID string, ids ...string) error
 	Enqueue(ctx context.Context, e store.OutboxEntry, now time.Time) (bool, error)
+	// IndexAndEnqueue is IndexMessageIDs and then Enqueue of each entry,
+	// in one round trip where Redis allows. A wrapper that changes
+	// IndexMessageIDs or Enqueue must change it too.
+	IndexAndEnqueue(ctx context.Context, ticketID string, ids []string, entries []store.OutboxEntry, now time.Time) ([]bool, error)
 	AllowAck(ctx context.Context, sender, msgKey string, now time.Time, limit int, window time.Duration) (bool, error)
 }
 
@@ -55,8 +59,9 @@ type Pipeline struct {
 	// FaultHook is for tests and nil in production. When set, it is called
 	// with the message at named steps of storing it: "after-create" (the
 	// ticket is stored), "after-update" (a follow-up or staff reply is
-	// applied), "after-index" (Message-IDs indexed), "before-enqueue",
-	// "after-enqueue" (after each queued mail) and "before-mark". An error
+	// applied), "before-enqueue" (before the Message-IDs are indexed and
+	// the mail queued, which is one step), "after-enqueue" (after it) and
+	// "before-mark". An error
 	// fails the message at that point, as a crash there would, and the
 	// source tries it again later.
 	FaultHook func(step string, m *domain.Message) error
@@ -290,29 +295,23 @@ func (p *Pipeline) openTicketRef(ctx context.Context, dec Decision, raw *Origina
 		ids = append(ids, msgID)
 		entries = append(entries, e)
 	}
-	if err := p.Store.IndexMessageIDs(ctx, ticket.ID, ids...); err != nil {
-		return out, fmt.Errorf("index message ids: %w", err)
-	}
-	if err := p.fault("after-index", m); err != nil {
-		return out, err
-	}
-	return out, p.enqueue(ctx, m, entries)
+	return out, p.queue(ctx, m, ticket.ID, ids, entries)
 }
 
-// enqueue queues outgoing mail (idempotently, by the entries' keys).
-func (p *Pipeline) enqueue(ctx context.Context, m *domain.Message, entries []store.OutboxEntry) error {
+// queue indexes the Message-IDs of a ticket and then queues outgoing mail
+// (idempotently, by the entries' keys), in one step: see
+// store.IndexAndEnqueue. ticketID may be empty when ids are.
+func (p *Pipeline) queue(ctx context.Context, m *domain.Message, ticketID string, ids []string, entries []store.OutboxEntry) error {
 	if err := p.fault("before-enqueue", m); err != nil {
 		return err
 	}
-	for _, e := range entries {
-		if _, err := p.Store.Enqueue(ctx, e, p.Now()); err != nil {
-			return fmt.Errorf("queue %s: %w", e.Kind, err)
-		}
-		if err := p.fault("after-enqueue", m); err != nil {
-			return err
-		}
+	if _, err := p.Store.IndexAndEnqueue(ctx, ticketID, ids, entries, p.Now()); err != nil {
+		return fmt.Errorf("index message ids and queue mail: %w", err)
 	}
-	return nil
+	if len(entries) == 0 {
+		return nil
+	}
+	return p.fault("after-enqueue", m)
 }
 
 // timersFor lists the SLA timers of a ticket's deadlines.

@@ -320,6 +320,22 @@ func (s *rebuildStore) IndexMessageIDs(ctx context.Context, ticketID string, ids
 	return s.Store.IndexMessageIDs(ctx, ticketID, keep...)
 }
 
+// IndexAndEnqueue is IndexMessageIDs (which leaves out the ids of the mail
+// not sent) without the Enqueue.
+func (s *rebuildStore) IndexAndEnqueue(ctx context.Context, ticketID string, ids []string, entries []store.OutboxEntry, _ time.Time) ([]bool, error) {
+	s.r.stats.MailNotSent += len(entries)
+	var keep []string
+	for _, id := range ids {
+		if _, own := s.r.ownTicketID(id, false); !own {
+			keep = append(keep, id)
+		}
+	}
+	if len(keep) == 0 {
+		return make([]bool, len(entries)), nil
+	}
+	return make([]bool, len(entries)), s.Store.IndexMessageIDs(ctx, ticketID, keep...)
+}
+
 // TicketByMessageID falls back, for a Message-ID the gateway sent before
 // Redis lost its data, to the ticket the id names, when that ticket
 // exists; the id is then indexed again.

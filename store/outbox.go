@@ -84,14 +84,28 @@ return 1
 // Enqueue adds an entry unless its key is already pending, in flight, or
 // was sent within the retention period (added=false then).
 func (s *Store) Enqueue(ctx context.Context, e OutboxEntry, now time.Time) (added bool, err error) {
+	k, args, err := s.enqueueArgs(ctx, e, now)
+	if err != nil {
+		return false, err
+	}
+	n, err := enqueueScript.Run(ctx, s.rdb, k, args...).Int()
+	if err != nil {
+		return false, fmt.Errorf("enqueue mail %s: %w", e.Key, err)
+	}
+	return n == 1, nil
+}
+
+// enqueueArgs checks an entry and returns the keys and arguments of
+// enqueueScript for it.
+func (s *Store) enqueueArgs(ctx context.Context, e OutboxEntry, now time.Time) ([]string, []any, error) {
 	if e.Key == "" {
-		return false, errors.New("enqueue mail: empty key")
+		return nil, nil, errors.New("enqueue mail: empty key")
 	}
 	if len(e.To) == 0 || (len(e.Raw) == 0 && e.Ref == nil) {
-		return false, fmt.Errorf("enqueue mail %s: no recipients or no message", e.Key)
+		return nil, nil, fmt.Errorf("enqueue mail %s: no recipients or no message", e.Key)
 	}
 	if len(e.Recipe) > 0 && e.Ref == nil {
-		return false, fmt.Errorf("enqueue mail %s: a recipe without the message it refers to", e.Key)
+		return nil, nil, fmt.Errorf("enqueue mail %s: a recipe without the message it refers to", e.Key)
 	}
 	if e.Arrived.IsZero() {
 		e.Arrived = ArrivalFrom(ctx)
@@ -99,18 +113,110 @@ func (s *Store) Enqueue(ctx context.Context, e OutboxEntry, now time.Time) (adde
 	payload, err := json.Marshal(outboxPayload{Kind: e.Kind, Ticket: e.Ticket, From: e.From, To: e.To, Ref: e.Ref, Recipe: e.Recipe,
 		Enqueued: now.UTC(), Arrived: e.Arrived.UTC()})
 	if err != nil {
-		return false, fmt.Errorf("enqueue mail %s: encode: %w", e.Key, err)
+		return nil, nil, fmt.Errorf("enqueue mail %s: encode: %w", e.Key, err)
 	}
 	next := e.NextTry
 	if next.IsZero() {
 		next = now
 	}
 	k := []string{s.k.outboxPending(), s.k.outboxQueued(), s.k.outboxMsg(), s.k.outboxSent(), s.k.outboxRaw()}
-	n, err := enqueueScript.Run(ctx, s.rdb, k, e.Key, payload, ms(now), ms(next), s.retention.Milliseconds(), e.Raw).Int()
+	return k, []any{e.Key, payload, ms(now), ms(next), s.retention.Milliseconds(), e.Raw}, nil
+}
+
+// IndexAndEnqueue indexes Message-IDs for a ticket, as IndexMessageIDs
+// does, and then queues entries, as Enqueue does (ticketID may be empty
+// when ids are). It reports, entry by entry, whether it was added.
+//
+// The ids are indexed before any entry is queued, so that a reply to the
+// queued mail always threads. On one Redis server (a Sentinel-managed
+// master included) both happen in one round trip: a MULTI/EXEC
+// transaction, which Redis runs in order and whole, so no entry is ever
+// queued without its ids indexed, even if the connection or the process
+// dies. On a Redis Cluster, whose transactions cannot span hash slots (each
+// id has its own), it takes one round trip for the ids and one per entry,
+// in that order. Either way a retry after an error is harmless: indexing
+// and queueing are idempotent.
+func (s *Store) IndexAndEnqueue(ctx context.Context, ticketID string, ids []string, entries []OutboxEntry, now time.Time) ([]bool, error) {
+	norm, err := normalizeIDs(ticketID, ids)
 	if err != nil {
-		return false, fmt.Errorf("enqueue mail %s: %w", e.Key, err)
+		return nil, err
 	}
-	return n == 1, nil
+	type call struct {
+		keys []string
+		args []any
+	}
+	calls := make([]call, len(entries))
+	for i, e := range entries {
+		if calls[i].keys, calls[i].args, err = s.enqueueArgs(ctx, e, now); err != nil {
+			return nil, err
+		}
+	}
+	added := make([]bool, len(entries))
+	c, single := s.rdb.(*redis.Client)
+	if !single || len(norm)+len(entries) < 2 {
+		if err := s.indexIDs(ctx, ticketID, norm); err != nil {
+			return nil, err
+		}
+		for i, cl := range calls {
+			n, err := enqueueScript.Run(ctx, s.rdb, cl.keys, cl.args...).Int()
+			if err != nil {
+				return added, fmt.Errorf("enqueue mail %s: %w", entries[i].Key, err)
+			}
+			added[i] = n == 1
+		}
+		return added, nil
+	}
+	run := func() ([]*redis.Cmd, []*redis.BoolCmd, error) {
+		scripts := make([]*redis.Cmd, len(calls))
+		setnx := make([]*redis.BoolCmd, len(norm))
+		_, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			for i, id := range norm {
+				setnx[i] = p.SetNX(ctx, s.k.messageID(id), ticketID, 0)
+			}
+			for i, cl := range calls {
+				scripts[i] = enqueueScript.EvalSha(ctx, p, cl.keys, cl.args...)
+			}
+			return nil
+		})
+		return scripts, setnx, err
+	}
+	scripts, setnx, err := run()
+	if err != nil && noScript(scripts) {
+		// Redis restarted or its scripts were flushed: load the script and
+		// run the whole transaction again (the ids are indexed already,
+		// which is harmless).
+		if lerr := enqueueScript.Load(ctx, c).Err(); lerr != nil {
+			return nil, fmt.Errorf("load the enqueue script: %w", lerr)
+		}
+		scripts, setnx, err = run()
+	}
+	for i, cmd := range setnx {
+		if cerr := cmd.Err(); cerr != nil {
+			return nil, fmt.Errorf("index message id %s of ticket %s: %w", norm[i], ticketID, cerr)
+		}
+	}
+	for i, cmd := range scripts {
+		n, cerr := cmd.Int()
+		if cerr != nil {
+			return added, fmt.Errorf("enqueue mail %s: %w", entries[i].Key, cerr)
+		}
+		added[i] = n == 1
+	}
+	if err != nil {
+		return added, fmt.Errorf("index and enqueue mail of ticket %s: %w", ticketID, err)
+	}
+	return added, nil
+}
+
+// noScript reports whether a script call failed because Redis does not
+// have the script (EVALSHA of a script it never loaded or flushed).
+func noScript(cmds []*redis.Cmd) bool {
+	for _, c := range cmds {
+		if c != nil && redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
+			return true
+		}
+	}
+	return false
 }
 
 var claimOutboxScript = redis.NewScript(`

@@ -320,3 +320,137 @@ func TestOutboxRawKeptApart(t *testing.T) {
 		t.Errorf("raw hash holds %d entries after ack (%v)", n, err)
 	}
 }
+
+// TestIndexAndEnqueue: the ids are indexed and the entries queued (on one
+// server, in one round trip), idempotently; a bad entry changes nothing.
+func TestIndexAndEnqueue(t *testing.T) {
+	bad := mail("ack:bad")
+	bad.To = nil
+	tests := []struct {
+		name      string
+		ticket    string
+		ids       []string
+		entries   []OutboxEntry
+		wantAdded []bool
+		wantErr   bool
+		trips     int // round trips of the first call
+	}{
+		{name: "ids and two mails", ticket: "ACME-0001", ids: []string{"<in-1@acme.co.il>", "ack.1@nw.example", " "},
+			entries: []OutboxEntry{mail("ack:ACME-0001"), mail("fwd:ACME-0001")}, wantAdded: []bool{true, true}, trips: 1},
+		{name: "mail without ids", entries: []OutboxEntry{mail("notice:x"), mail("fwd:unknown:x")}, wantAdded: []bool{true, true}, trips: 1},
+		{name: "ids only", ticket: "ACME-0002", ids: []string{"in-2@acme.co.il"}, wantAdded: []bool{}, trips: 1},
+		{name: "one mail", ticket: "ACME-0003", entries: []OutboxEntry{mail("fwd:ACME-0003")}, wantAdded: []bool{true}, trips: 1},
+		{name: "nothing", ticket: "ACME-0004", wantAdded: []bool{}, trips: 0},
+		{name: "ids without a ticket", ids: []string{"in-5@acme.co.il"}, wantErr: true},
+		{name: "an entry without recipients", ticket: "ACME-0006", ids: []string{"in-6@acme.co.il"},
+			entries: []OutboxEntry{mail("ack:ACME-0006"), bad}, wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, rdb := newTestStore(t)
+			ctx := context.Background()
+			// Connected, and the script loaded: only the call's own round
+			// trips are counted.
+			if err := enqueueScript.Load(ctx, rdb).Err(); err != nil {
+				t.Fatal(err)
+			}
+			trips := &tripCounter{}
+			rdb.AddHook(trips)
+			added, err := s.IndexAndEnqueue(ctx, tc.ticket, tc.ids, tc.entries, received)
+			if tc.wantErr {
+				if err == nil {
+					t.Fatalf("no error (added %v)", added)
+				}
+				if n, _, err := s.OutboxDepth(ctx); err != nil || n != 0 {
+					t.Errorf("outbox depth after a refused call: %d %v", n, err)
+				}
+				for _, id := range tc.ids {
+					if _, ok, _ := s.TicketByMessageID(ctx, id); ok {
+						t.Errorf("%s indexed by a refused call", id)
+					}
+				}
+				return
+			}
+			if err != nil || !slices.Equal(added, tc.wantAdded) {
+				t.Fatalf("added %v, %v; want %v", added, err, tc.wantAdded)
+			}
+			if trips.n != tc.trips {
+				t.Errorf("%d round trips, want %d", trips.n, tc.trips)
+			}
+			for _, id := range tc.ids {
+				if NormalizeMessageID(id) == "" {
+					continue
+				}
+				if got, ok, err := s.TicketByMessageID(ctx, id); err != nil || !ok || got != tc.ticket {
+					t.Errorf("TicketByMessageID(%s) = %q %v %v", id, got, ok, err)
+				}
+			}
+			again, err := s.IndexAndEnqueue(ctx, tc.ticket, tc.ids, tc.entries, received)
+			if err != nil || slices.Contains(again, true) {
+				t.Errorf("second call added %v, %v; want nothing", again, err)
+			}
+			claimed := claimKeys(t, s, received, time.Minute, 10)
+			var want []string
+			for _, e := range tc.entries {
+				want = append(want, e.Key)
+			}
+			slices.Sort(claimed)
+			slices.Sort(want)
+			if !slices.Equal(claimed, want) {
+				t.Errorf("claimed %v, want %v", claimed, want)
+			}
+		})
+	}
+}
+
+// TestIndexAndEnqueueNoScript: after the script cache is flushed (a Redis
+// restart, a failover), the transaction's EVALSHA fails; the script is
+// loaded and the whole call done again.
+func TestIndexAndEnqueueNoScript(t *testing.T) {
+	srv := startRedisServer(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.addr()})
+	defer rdb.Close()
+	s := New(rdb, "tg:")
+	ctx := context.Background()
+	for i := range 2 {
+		if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		ticket := fmt.Sprintf("ACME-%04d", i+1)
+		added, err := s.IndexAndEnqueue(ctx, ticket, []string{"in-" + ticket}, []OutboxEntry{mail("ack:" + ticket), mail("fwd:" + ticket)}, received)
+		if err != nil || !slices.Equal(added, []bool{true, true}) {
+			t.Fatalf("call %d after SCRIPT FLUSH: %v %v", i+1, added, err)
+		}
+		if got, ok, err := s.TicketByMessageID(ctx, "in-"+ticket); err != nil || !ok || got != ticket {
+			t.Errorf("TicketByMessageID = %q %v %v", got, ok, err)
+		}
+	}
+	if n, _, err := s.OutboxDepth(ctx); err != nil || n != 4 {
+		t.Errorf("outbox depth %d %v, want 4", n, err)
+	}
+}
+
+// tripCounter counts round trips: a command or a whole pipeline is one.
+// Those that set up a new connection are not counted.
+type tripCounter struct{ n int }
+
+func (c *tripCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (c *tripCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() != "hello" && cmd.Name() != "client" {
+			c.n++
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (c *tripCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if !slices.ContainsFunc(cmds, func(cmd redis.Cmder) bool { return cmd.Name() != "hello" && cmd.Name() != "client" }) {
+			return next(ctx, cmds)
+		}
+		c.n++
+		return next(ctx, cmds)
+	}
+}
