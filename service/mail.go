@@ -324,8 +324,7 @@ func (p *Pipeline) unknownSender(ctx context.Context, dec Decision, raw *Origina
 	if err != nil {
 		return out, fmt.Errorf("unknown-sender forward: %w", err)
 	}
-	// Both in one step (no ids to index): one round trip.
-	if _, err := p.Store.IndexAndEnqueue(ctx, "", nil, append(entries, fwd), p.Now()); err != nil {
+	if err := p.commit(ctx, "", nil, append(entries, fwd)); err != nil {
 		return out, fmt.Errorf("queue unknown-sender notice and forward: %w", err)
 	}
 	log.Info("unknown sender: notice and staff copy queued")

@@ -320,20 +320,15 @@ func (s *rebuildStore) IndexMessageIDs(ctx context.Context, ticketID string, ids
 	return s.Store.IndexMessageIDs(ctx, ticketID, keep...)
 }
 
-// IndexAndEnqueue is IndexMessageIDs (which leaves out the ids of the mail
-// not sent) without the Enqueue.
-func (s *rebuildStore) IndexAndEnqueue(ctx context.Context, ticketID string, ids []string, entries []store.OutboxEntry, _ time.Time) ([]bool, error) {
-	s.r.stats.MailNotSent += len(entries)
-	var keep []string
-	for _, id := range ids {
-		if _, own := s.r.ownTicketID(id, false); !own {
-			keep = append(keep, id)
-		}
+// CommitMessage is IndexMessageIDs (which leaves out the ids of the mail
+// not sent) without the Enqueue and the MarkProcessed.
+func (s *rebuildStore) CommitMessage(ctx context.Context, c store.Commit, _ time.Time) ([]bool, error) {
+	s.r.stats.MailNotSent += len(c.Entries)
+	added := make([]bool, len(c.Entries))
+	if len(c.IDs) == 0 {
+		return added, nil
 	}
-	if len(keep) == 0 {
-		return make([]bool, len(entries)), nil
-	}
-	return make([]bool, len(entries)), s.Store.IndexMessageIDs(ctx, ticketID, keep...)
+	return added, s.IndexMessageIDs(ctx, c.TicketID, c.IDs...)
 }
 
 // TicketByMessageID falls back, for a Message-ID the gateway sent before

@@ -288,17 +288,23 @@ func TestThreeMasterCluster(t *testing.T) {
 	if n, _, err := s.OutboxDepth(ctx); err != nil || n != 1 {
 		t.Errorf("outbox depth %d %v, want 1", n, err)
 	}
-	// Message-IDs and mail in one call: on a cluster, the ids (one slot
-	// each) and then the entries, one round trip after the other.
-	both := []OutboxEntry{mail("ack:both-1"), mail("fwd:both-1")}
+	// Message-IDs, mail and the processed marker in one call: on a
+	// cluster, the ids (one slot each), then the entries, then the marker,
+	// one round trip after the other.
+	commit := Commit{TicketID: "C0-0002", IDs: []string{"<both-1@mail.example>", "<both-2@mail.example>"},
+		Entries:   []OutboxEntry{mail("ack:both-1"), mail("fwd:both-1")},
+		Processed: &SourceRef{Mailbox: "support@msp.example", UIDValidity: 7, UID: 43}}
 	for i, want := range []bool{true, false} {
-		added, err := s.IndexAndEnqueue(ctx, "C0-0002", []string{"<both-1@mail.example>", "<both-2@mail.example>"}, both, received)
+		added, err := s.CommitMessage(ctx, commit, received)
 		if err != nil || len(added) != 2 || added[0] != want || added[1] != want {
-			t.Errorf("index and enqueue, call %d: %v %v, want added %v", i+1, added, err, want)
+			t.Errorf("commit, call %d: %v %v, want added %v", i+1, added, err, want)
 		}
 	}
 	if got, ok, err := s.TicketByMessageID(ctx, "both-2@mail.example"); err != nil || !ok || got != "C0-0002" {
-		t.Errorf("TicketByMessageID after IndexAndEnqueue = %q %v %v", got, ok, err)
+		t.Errorf("TicketByMessageID after CommitMessage = %q %v %v", got, ok, err)
+	}
+	if id, ok, err := s.Processed(ctx, *commit.Processed); err != nil || !ok || id != "C0-0002" {
+		t.Errorf("Processed after CommitMessage = %q %v %v", id, ok, err)
 	}
 	if n, _, err := s.OutboxDepth(ctx); err != nil || n != 3 {
 		t.Errorf("outbox depth %d %v, want 3", n, err)

@@ -36,21 +36,6 @@ func (s *Store) IndexMessageIDs(ctx context.Context, ticketID string, ids ...str
 	return s.indexIDs(ctx, ticketID, norm)
 }
 
-// normalizeIDs normalizes ids and drops the empty ones; ticketID must be
-// set when any is left.
-func normalizeIDs(ticketID string, ids []string) ([]string, error) {
-	var norm []string
-	for _, id := range ids {
-		if id = NormalizeMessageID(id); id != "" {
-			norm = append(norm, id)
-		}
-	}
-	if len(norm) > 0 && ticketID == "" {
-		return nil, errors.New("index message ids: empty ticket id")
-	}
-	return norm, nil
-}
-
 // indexIDs maps normalized ids to ticketID.
 func (s *Store) indexIDs(ctx context.Context, ticketID string, norm []string) error {
 	if len(norm) == 0 {
