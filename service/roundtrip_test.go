@@ -133,7 +133,7 @@ func TestRedisRoundTripsPerMessage(t *testing.T) {
 		max  int
 	}{
 		{"store new ticket (ack + forward)", 5},
-		{"outbox: send its two mails", 4},
+		{"outbox: send its two mails", 3},
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
