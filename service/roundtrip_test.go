@@ -190,6 +190,11 @@ func TestRedisRoundTripsPerMessage(t *testing.T) {
 			t.Fatalf("message %d: %+v, want a new acknowledged ticket", i, o)
 		}
 		stored, storedNames := counter.take()
+		// Read through an uncounted client: the marker is written with the mail.
+		ref := store.SourceRef{Mailbox: f.Mailbox, UIDValidity: f.UIDValidity, UID: f.UID}
+		if id, ok, err := store.New(w.Redis, w.Prefix).Processed(ctx, ref); err != nil || !ok || id != outcomes[len(outcomes)-1].Ticket.ID {
+			t.Fatalf("message %d: processed marker %q %v %v", i, id, ok, err)
+		}
 		sender.Kick()
 		settle(2 * (i + 1))
 		sent, sentNames := counter.take()
