@@ -1150,7 +1150,7 @@ func convCustomers(n int, tag string) []convMsg {
 // acknowledgement and one staff copy per message, and loses nothing queued.
 // Ten messages fail at each step.
 func TestConvCrashNewTickets(t *testing.T) {
-	steps := []string{"after-create", "after-index", "before-enqueue", "after-enqueue", "before-mark"}
+	steps := []string{"after-create", "before-enqueue", "after-enqueue", "before-mark"}
 	f := newConvFaults()
 	e := newConvEnv(t, convContext(t), convSetup{pipeline: func(p *service.Pipeline) { p.FaultHook = f.hook }})
 	msgs := convCustomers(10*len(steps), "crash")
@@ -1201,7 +1201,7 @@ func TestConvCrashNewTickets(t *testing.T) {
 // resolved notice, and no change was applied twice. Three follow-ups and
 // three staff replies fail at each step.
 func TestConvCrashConversation(t *testing.T) {
-	steps := []string{"after-update", "after-index", "after-enqueue", "before-mark"}
+	steps := []string{"after-update", "before-enqueue", "after-enqueue", "before-mark"}
 	f := newConvFaults()
 	e := newConvEnv(t, convContext(t), convSetup{pipeline: func(p *service.Pipeline) { p.FaultHook = f.hook }})
 	msgs := convCustomers(6*len(steps), "conv")

@@ -227,13 +227,7 @@ func (p *Pipeline) followUp(ctx context.Context, dec Decision, raw *Original, t 
 		log.Error("follow-up not forwarded: it cannot be composed", "ticket", nt.ID, "err", err)
 		return out, nil
 	}
-	if err := p.Store.IndexMessageIDs(ctx, nt.ID, nonEmpty(m.MessageID, msgID)...); err != nil {
-		return out, fmt.Errorf("index message ids: %w", err)
-	}
-	if err := p.fault("after-index", m); err != nil {
-		return out, err
-	}
-	return out, p.enqueue(ctx, m, []store.OutboxEntry{e})
+	return out, p.queue(ctx, m, nt.ID, nonEmpty(m.MessageID, msgID), []store.OutboxEntry{e})
 }
 
 // timersAfter lists the SLA timers of t's deadlines after at: those of a

@@ -304,10 +304,9 @@ func (p *Pipeline) unknownSender(ctx context.Context, dec Decision, raw *Origina
 	// a second one within the hour a no-op.
 	hour := m.Received.UTC().Format("2006010215")
 	key := "notice:" + strings.ToLower(m.From.Addr) + ":" + hour
+	var entries []store.OutboxEntry
 	if notice != nil {
-		if _, err := p.Store.Enqueue(ctx, store.OutboxEntry{Key: key, Kind: "unknown-sender", From: env.From, To: env.To, Raw: notice}, p.Now()); err != nil {
-			return out, fmt.Errorf("queue unknown-sender notice: %w", err)
-		}
+		entries = append(entries, store.OutboxEntry{Key: key, Kind: "unknown-sender", From: env.From, To: env.To, Raw: notice})
 	}
 	fwdID, err := notify.NewMessageID("fwd", "", domainOf(p.Cfg.Service.Address))
 	if err != nil {
@@ -325,8 +324,8 @@ func (p *Pipeline) unknownSender(ctx context.Context, dec Decision, raw *Origina
 	if err != nil {
 		return out, fmt.Errorf("unknown-sender forward: %w", err)
 	}
-	if _, err := p.Store.Enqueue(ctx, fwd, p.Now()); err != nil {
-		return out, fmt.Errorf("queue unknown-sender forward: %w", err)
+	if err := p.commit(ctx, "", nil, append(entries, fwd)); err != nil {
+		return out, fmt.Errorf("queue unknown-sender notice and forward: %w", err)
 	}
 	log.Info("unknown sender: notice and staff copy queued")
 	return out, nil

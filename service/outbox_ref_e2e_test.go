@@ -47,6 +47,26 @@ func (s *refProbeStore) Enqueue(ctx context.Context, e store.OutboxEntry, now ti
 	return added, nil
 }
 
+// CommitMessage probes each entry as Enqueue does (one round trip each).
+func (s *refProbeStore) CommitMessage(ctx context.Context, c store.Commit, now time.Time) ([]bool, error) {
+	if len(c.IDs) > 0 {
+		if err := s.Store.IndexMessageIDs(ctx, c.TicketID, c.IDs...); err != nil {
+			return nil, err
+		}
+	}
+	added := make([]bool, len(c.Entries))
+	for i, e := range c.Entries {
+		var err error
+		if added[i], err = s.Enqueue(ctx, e, now); err != nil {
+			return added, err
+		}
+	}
+	if c.Processed != nil {
+		return added, s.Store.MarkProcessed(ctx, *c.Processed, c.TicketID)
+	}
+	return added, nil
+}
+
 func (s *refProbeStore) probe(t *testing.T, prefix string) (string, refProbe) {
 	t.Helper()
 	s.mu.Lock()

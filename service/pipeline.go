@@ -23,6 +23,10 @@ type Store interface {
 	CreateTicket(ctx context.Context, nt store.NewTicket) (domain.Ticket, bool, error)
 	IndexMessageIDs(ctx context.Context, ticketID string, ids ...string) error
 	Enqueue(ctx context.Context, e store.OutboxEntry, now time.Time) (bool, error)
+	// CommitMessage is IndexMessageIDs, Enqueue of each entry and
+	// MarkProcessed, in this order, in one round trip where Redis allows.
+	// A wrapper that changes one of those must change it too.
+	CommitMessage(ctx context.Context, c store.Commit, now time.Time) ([]bool, error)
 	AllowAck(ctx context.Context, sender, msgKey string, now time.Time, limit int, window time.Duration) (bool, error)
 }
 
@@ -55,8 +59,10 @@ type Pipeline struct {
 	// FaultHook is for tests and nil in production. When set, it is called
 	// with the message at named steps of storing it: "after-create" (the
 	// ticket is stored), "after-update" (a follow-up or staff reply is
-	// applied), "after-index" (Message-IDs indexed), "before-enqueue",
-	// "after-enqueue" (after each queued mail) and "before-mark". An error
+	// applied), "before-enqueue" (before the Message-IDs are indexed, the
+	// mail queued and the message marked processed, which is one step),
+	// "after-enqueue" (after it) and "before-mark" (before the message is
+	// marked processed, unless that step did, and moved). An error
 	// fails the message at that point, as a crash there would, and the
 	// source tries it again later.
 	FaultHook func(step string, m *domain.Message) error
@@ -126,6 +132,12 @@ func (p *Pipeline) Handle(ctx context.Context, f *ingest.Fetched) error {
 	if !truncated && f.UID != 0 {
 		ctx = withOrigin(ctx, f.Mailbox)
 	}
+	var mark *pendingMark
+	if hasUID {
+		// The step that queues the message's mail marks it processed too.
+		mark = &pendingMark{ref: ref}
+		ctx = withPendingMark(ctx, mark)
+	}
 	out, err := p.process(ctx, m, raw)
 	if err != nil {
 		return err
@@ -133,7 +145,7 @@ func (p *Pipeline) Handle(ctx context.Context, f *ingest.Fetched) error {
 	if err := p.fault("before-mark", m); err != nil {
 		return err
 	}
-	if hasUID {
+	if hasUID && !mark.done {
 		if err := p.Store.MarkProcessed(ctx, ref, out.Ticket.ID); err != nil {
 			return fmt.Errorf("mark uid %d processed: %w", f.UID, err)
 		}
@@ -290,29 +302,63 @@ func (p *Pipeline) openTicketRef(ctx context.Context, dec Decision, raw *Origina
 		ids = append(ids, msgID)
 		entries = append(entries, e)
 	}
-	if err := p.Store.IndexMessageIDs(ctx, ticket.ID, ids...); err != nil {
-		return out, fmt.Errorf("index message ids: %w", err)
-	}
-	if err := p.fault("after-index", m); err != nil {
-		return out, err
-	}
-	return out, p.enqueue(ctx, m, entries)
+	return out, p.queue(ctx, m, ticket.ID, ids, entries)
 }
 
-// enqueue queues outgoing mail (idempotently, by the entries' keys).
-func (p *Pipeline) enqueue(ctx context.Context, m *domain.Message, entries []store.OutboxEntry) error {
+// queue indexes the Message-IDs of a ticket, queues outgoing mail
+// (idempotently, by the entries' keys) and marks the message processed, in
+// one step: see commit. It is the last thing a handler does.
+func (p *Pipeline) queue(ctx context.Context, m *domain.Message, ticketID string, ids []string, entries []store.OutboxEntry) error {
 	if err := p.fault("before-enqueue", m); err != nil {
 		return err
 	}
-	for _, e := range entries {
-		if _, err := p.Store.Enqueue(ctx, e, p.Now()); err != nil {
-			return fmt.Errorf("queue %s: %w", e.Kind, err)
-		}
-		if err := p.fault("after-enqueue", m); err != nil {
-			return err
-		}
+	if err := p.commit(ctx, ticketID, ids, entries); err != nil {
+		return err
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	return p.fault("after-enqueue", m)
+}
+
+// commit stores what a message leaves once its ticket (if any) is stored:
+// the Message-IDs that thread to ticketID (which may be empty when ids
+// are), its outgoing mail, and, for a message read from a mailbox, its
+// processed marker (in ticketID), in this order and in one round trip
+// where Redis allows (store.CommitMessage). Nothing that may fail is done
+// after it, so the marker is never written for a message whose handling
+// fails.
+func (p *Pipeline) commit(ctx context.Context, ticketID string, ids []string, entries []store.OutboxEntry) error {
+	c := store.Commit{TicketID: ticketID, IDs: ids, Entries: entries}
+	mark := pendingMarkFrom(ctx)
+	if mark != nil {
+		c.Processed = &mark.ref
+	}
+	if _, err := p.Store.CommitMessage(ctx, c, p.Now()); err != nil {
+		return fmt.Errorf("index message ids and queue mail: %w", err)
+	}
+	if mark != nil {
+		mark.done = true
 	}
 	return nil
+}
+
+// pendingMark is the processed marker of the message being handled: done
+// once commit wrote it.
+type pendingMark struct {
+	ref  store.SourceRef
+	done bool
+}
+
+type pendingMarkKey struct{}
+
+func withPendingMark(ctx context.Context, m *pendingMark) context.Context {
+	return context.WithValue(ctx, pendingMarkKey{}, m)
+}
+
+func pendingMarkFrom(ctx context.Context) *pendingMark {
+	m, _ := ctx.Value(pendingMarkKey{}).(*pendingMark)
+	return m
 }
 
 // timersFor lists the SLA timers of a ticket's deadlines.

@@ -320,6 +320,17 @@ func (s *rebuildStore) IndexMessageIDs(ctx context.Context, ticketID string, ids
 	return s.Store.IndexMessageIDs(ctx, ticketID, keep...)
 }
 
+// CommitMessage is IndexMessageIDs (which leaves out the ids of the mail
+// not sent) without the Enqueue and the MarkProcessed.
+func (s *rebuildStore) CommitMessage(ctx context.Context, c store.Commit, _ time.Time) ([]bool, error) {
+	s.r.stats.MailNotSent += len(c.Entries)
+	added := make([]bool, len(c.Entries))
+	if len(c.IDs) == 0 {
+		return added, nil
+	}
+	return added, s.IndexMessageIDs(ctx, c.TicketID, c.IDs...)
+}
+
 // TicketByMessageID falls back, for a Message-ID the gateway sent before
 // Redis lost its data, to the ticket the id names, when that ticket
 // exists; the id is then indexed again.

@@ -271,15 +271,7 @@ func (p *Pipeline) applyStaffReply(ctx context.Context, dec Decision, raw *Origi
 	if m.MessageID != "" {
 		ids = append(ids, m.MessageID)
 	}
-	if len(ids) > 0 {
-		if err := p.Store.IndexMessageIDs(ctx, nt.ID, ids...); err != nil {
-			return out, fmt.Errorf("index message ids: %w", err)
-		}
-	}
-	if err := p.fault("after-index", m); err != nil {
-		return out, err
-	}
-	return out, p.enqueue(ctx, m, entries)
+	return out, p.queue(ctx, m, nt.ID, ids, entries)
 }
 
 var timeZero time.Time

@@ -288,6 +288,27 @@ func TestThreeMasterCluster(t *testing.T) {
 	if n, _, err := s.OutboxDepth(ctx); err != nil || n != 1 {
 		t.Errorf("outbox depth %d %v, want 1", n, err)
 	}
+	// Message-IDs, mail and the processed marker in one call: on a
+	// cluster, the ids (one slot each), then the entries, then the marker,
+	// one round trip after the other.
+	commit := Commit{TicketID: "C0-0002", IDs: []string{"<both-1@mail.example>", "<both-2@mail.example>"},
+		Entries:   []OutboxEntry{mail("ack:both-1"), mail("fwd:both-1")},
+		Processed: &SourceRef{Mailbox: "support@msp.example", UIDValidity: 7, UID: 43}}
+	for i, want := range []bool{true, false} {
+		added, err := s.CommitMessage(ctx, commit, received)
+		if err != nil || len(added) != 2 || added[0] != want || added[1] != want {
+			t.Errorf("commit, call %d: %v %v, want added %v", i+1, added, err, want)
+		}
+	}
+	if got, ok, err := s.TicketByMessageID(ctx, "both-2@mail.example"); err != nil || !ok || got != "C0-0002" {
+		t.Errorf("TicketByMessageID after CommitMessage = %q %v %v", got, ok, err)
+	}
+	if id, ok, err := s.Processed(ctx, *commit.Processed); err != nil || !ok || id != "C0-0002" {
+		t.Errorf("Processed after CommitMessage = %q %v %v", id, ok, err)
+	}
+	if n, _, err := s.OutboxDepth(ctx); err != nil || n != 3 {
+		t.Errorf("outbox depth %d %v, want 3", n, err)
+	}
 	if ok, err := s.ClaimOnce(ctx, "qbr:c0:2026-Q4", time.Minute); err != nil || !ok {
 		t.Errorf("ClaimOnce: %v %v", ok, err)
 	}

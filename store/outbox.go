@@ -84,14 +84,28 @@ return 1
 // Enqueue adds an entry unless its key is already pending, in flight, or
 // was sent within the retention period (added=false then).
 func (s *Store) Enqueue(ctx context.Context, e OutboxEntry, now time.Time) (added bool, err error) {
+	k, args, err := s.enqueueArgs(ctx, e, now)
+	if err != nil {
+		return false, err
+	}
+	n, err := enqueueScript.Run(ctx, s.rdb, k, args...).Int()
+	if err != nil {
+		return false, fmt.Errorf("enqueue mail %s: %w", e.Key, err)
+	}
+	return n == 1, nil
+}
+
+// enqueueArgs checks an entry and returns the keys and arguments of
+// enqueueScript for it.
+func (s *Store) enqueueArgs(ctx context.Context, e OutboxEntry, now time.Time) ([]string, []any, error) {
 	if e.Key == "" {
-		return false, errors.New("enqueue mail: empty key")
+		return nil, nil, errors.New("enqueue mail: empty key")
 	}
 	if len(e.To) == 0 || (len(e.Raw) == 0 && e.Ref == nil) {
-		return false, fmt.Errorf("enqueue mail %s: no recipients or no message", e.Key)
+		return nil, nil, fmt.Errorf("enqueue mail %s: no recipients or no message", e.Key)
 	}
 	if len(e.Recipe) > 0 && e.Ref == nil {
-		return false, fmt.Errorf("enqueue mail %s: a recipe without the message it refers to", e.Key)
+		return nil, nil, fmt.Errorf("enqueue mail %s: a recipe without the message it refers to", e.Key)
 	}
 	if e.Arrived.IsZero() {
 		e.Arrived = ArrivalFrom(ctx)
@@ -99,18 +113,14 @@ func (s *Store) Enqueue(ctx context.Context, e OutboxEntry, now time.Time) (adde
 	payload, err := json.Marshal(outboxPayload{Kind: e.Kind, Ticket: e.Ticket, From: e.From, To: e.To, Ref: e.Ref, Recipe: e.Recipe,
 		Enqueued: now.UTC(), Arrived: e.Arrived.UTC()})
 	if err != nil {
-		return false, fmt.Errorf("enqueue mail %s: encode: %w", e.Key, err)
+		return nil, nil, fmt.Errorf("enqueue mail %s: encode: %w", e.Key, err)
 	}
 	next := e.NextTry
 	if next.IsZero() {
 		next = now
 	}
 	k := []string{s.k.outboxPending(), s.k.outboxQueued(), s.k.outboxMsg(), s.k.outboxSent(), s.k.outboxRaw()}
-	n, err := enqueueScript.Run(ctx, s.rdb, k, e.Key, payload, ms(now), ms(next), s.retention.Milliseconds(), e.Raw).Int()
-	if err != nil {
-		return false, fmt.Errorf("enqueue mail %s: %w", e.Key, err)
-	}
-	return n == 1, nil
+	return k, []any{e.Key, payload, ms(now), ms(next), s.retention.Milliseconds(), e.Raw}, nil
 }
 
 var claimOutboxScript = redis.NewScript(`

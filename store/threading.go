@@ -29,12 +29,15 @@ func (s *Store) IndexMessageIDs(ctx context.Context, ticketID string, ids ...str
 	if ticketID == "" {
 		return errors.New("index message ids: empty ticket id")
 	}
-	var norm []string
-	for _, id := range ids {
-		if id = NormalizeMessageID(id); id != "" {
-			norm = append(norm, id)
-		}
+	norm, err := normalizeIDs(ticketID, ids)
+	if err != nil {
+		return err
 	}
+	return s.indexIDs(ctx, ticketID, norm)
+}
+
+// indexIDs maps normalized ids to ticketID.
+func (s *Store) indexIDs(ctx context.Context, ticketID string, norm []string) error {
 	if len(norm) == 0 {
 		return nil
 	}
