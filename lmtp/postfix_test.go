@@ -325,6 +325,10 @@ func TestPostfixDelivers(t *testing.T) {
 	})
 	pf.waitDeferred(1)
 	deferredAfter := time.Since(injected)
+	// Listed while the queue manager moved it from active to deferred, the
+	// message can show twice ("2 Requests", one queue ID): list it again
+	// now that it has settled.
+	listing = pf.queue()
 	if !strings.Contains(listing, "1 Request") {
 		t.Fatalf("queue:\n%s", listing)
 	}
