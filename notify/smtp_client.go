@@ -39,6 +39,7 @@ const smtpWriteBuffer = 32 << 10
 // connection (the Sender does that when its context ends).
 type smtpClient struct {
 	conn net.Conn
+	br   *bufio.Reader
 	text *textproto.Reader
 	w    *bufio.Writer
 	ext  map[string]string // EHLO keywords, upper case; nil after HELO
@@ -52,7 +53,8 @@ func newSMTPClient(conn net.Conn) *smtpClient {
 
 func (c *smtpClient) setConn(conn net.Conn) {
 	c.conn = conn
-	c.text = textproto.NewReader(bufio.NewReader(conn))
+	c.br = bufio.NewReader(conn)
+	c.text = textproto.NewReader(c.br)
 	c.w = bufio.NewWriterSize(conn, smtpWriteBuffer)
 }
 
@@ -158,6 +160,11 @@ func (c *smtpClient) startTLS(ctx context.Context, cfg *tls.Config) error {
 	}
 	if _, _, err := c.cmd(220, "STARTTLS"); err != nil {
 		return err
+	}
+	if c.br.Buffered() > 0 {
+		// Plaintext after the 220 would be read as if it came over TLS: a
+		// man in the middle injecting replies (CVE-2011-0411's kind).
+		return errors.New("smtp: server sent data after its STARTTLS reply")
 	}
 	tc := tls.Client(c.conn, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {

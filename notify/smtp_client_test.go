@@ -454,3 +454,25 @@ func FuzzSMTPDotWriter(f *testing.F) {
 		}
 	})
 }
+
+// TestStartTLSRefusesInjectedPlaintext: replies the server (or a man in the
+// middle) sent in plaintext after "220" to STARTTLS must not be taken as
+// replies over TLS; the session is refused before the handshake.
+func TestStartTLSRefusesInjectedPlaintext(t *testing.T) {
+	basic := smtpScriptedBasic([]string{"STARTTLS", "PIPELINING"}, nil, "")
+	srv := newSMTPScripted(t, func(line string, st *smtpScriptedState) []string {
+		if line == "STARTTLS" {
+			// One write: the injected reply arrives with the 220.
+			return []string{"220 2.0.0 ready\r\n250 2.1.0 injected"}
+		}
+		return basic(line, st)
+	})
+	cfg := srv.config()
+	cfg.TLS = SMTPTLSStartTLS
+	s := smtpNewSender(t, cfg)
+	err := s.Send(t.Context(), Envelope{From: "s@x.example", To: []string{"a@y.example"}}, []byte("Subject: y\r\n\r\nhi\r\n"))
+	var se *SendError
+	if !errors.As(err, &se) || se.Op != "starttls" || !strings.Contains(err.Error(), "after its STARTTLS reply") {
+		t.Fatalf("err = %v, want the session refused at starttls", err)
+	}
+}
