@@ -397,6 +397,9 @@ type imapRetry struct {
 	attempts int
 	next     time.Time
 	stage    imapStage
+	// stream: the body turned out larger than ConcurrentMaxBytes although
+	// the server listed it smaller; the next attempt streams it.
+	stream bool
 }
 
 // NewSource returns a Source for cfg. cp keeps the checkpoints; log may be
@@ -560,6 +563,24 @@ func (s *Source) recordFailure(k imapMsgKey, stage imapStage) (int, time.Duratio
 	d := imapBackoff(s.cfg.BackoffMin, s.cfg.BackoffMax, r.attempts)
 	r.next = s.now().Add(d)
 	return r.attempts, d
+}
+
+// streamNext records that k must be streamed, not read whole, on its next
+// attempts.
+func (s *Source) streamNext(k imapMsgKey) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.retries[k]; ok {
+		r.stream = true
+	}
+}
+
+// mustStream reports whether k is to be streamed whatever its listed size.
+func (s *Source) mustStream(k imapMsgKey) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.retries[k]
+	return ok && r.stream
 }
 
 // forgetRetry drops the retry state of k once it has been moved.

@@ -47,10 +47,11 @@ func newIMAPRunner(ss *imapSession, h Handler) *imapRunner {
 }
 
 // submit reads message m and starts its handler. A message larger than
-// ConcurrentMaxBytes (or of unknown size) is handled alone, streamed, after
-// every running handler is done. It returns an error that ends the session.
+// ConcurrentMaxBytes (or of unknown size, or found larger than listed) is
+// handled alone, streamed, after every running handler is done. It returns
+// an error that ends the session.
 func (r *imapRunner) submit(ctx context.Context, m imapMeta, k imapMsgKey) (err error) {
-	if m.size <= 0 || m.size > ConcurrentMaxBytes {
+	if m.size <= 0 || m.size > ConcurrentMaxBytes || r.ss.s.mustStream(k) {
 		if err := r.wait(ctx); err != nil {
 			return err
 		}
@@ -174,6 +175,15 @@ func (ss *imapSession) fetchBody(ctx context.Context, m imapMeta, k imapMsgKey) 
 	cmd, msg, lit, err := ss.openBody(ctx, m, k)
 	if lit == nil || err != nil {
 		return nil, false, err
+	}
+	if lit.Size() > ConcurrentMaxBytes {
+		// The server listed it smaller (RFC822.SIZE). Reading it whole
+		// would hold as much memory as the server cares to send: the
+		// session ends here (the literal is not read) and the next attempt
+		// streams it.
+		ss.s.recordFailure(k, imapStageNew)
+		ss.s.streamNext(k)
+		return nil, false, fmt.Errorf("uid %d: body of %d bytes, listed as %d: streamed on the next attempt", k.uid, lit.Size(), m.size)
 	}
 	r := &imapBody{r: lit, size: lit.Size()}
 	var buf bytes.Buffer

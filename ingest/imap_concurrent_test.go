@@ -264,3 +264,40 @@ func TestIMAPSourceConcurrentShutdown(t *testing.T) {
 		}
 	}
 }
+
+// TestIMAPSourceConcurrentListedSmaller: a server that lists a message far
+// smaller than the body it then sends does not get that body read whole
+// into memory: the first attempt stops at the literal's announced size,
+// and the next one streams the message; the small ones around it are read
+// whole as usual, and everything is handled once.
+func TestIMAPSourceConcurrentListedSmaller(t *testing.T) {
+	ts := newIMAPTestServer(t, imapServerOpts{caps: imapCapsRev2, shrinkSize: true})
+	raws := map[string][]byte{}
+	for i := 1; i <= 5; i++ {
+		id := fmt.Sprintf("s%02d", i)
+		size := 2000
+		if i == 3 {
+			size = ConcurrentMaxBytes + 64<<10
+		}
+		raws[id] = imapGroupMessage(id, fmt.Sprintf("g%d", i), size, "")
+		ts.appendMsg("INBOX", raws[id], time.Now())
+	}
+	rec := &imapRecorder{}
+	src := NewSource(imapTestConfig(ts), newIMAPCheckpoints(), imapTestLog(t),
+		WithConcurrency(4, func([]byte) []string { return nil }))
+	stop := imapRunSource(t, src, rec.handle)
+	imapWaitFor(t, 20*time.Second, "all handled", func() bool { return src.Stats().Handled == uint64(len(raws)) })
+	stop()
+
+	imapCheckProcessedOnce(t, ts, rec, raws)
+	for id := range raws {
+		calls := rec.callsFor(id)
+		if len(calls) != 1 {
+			t.Fatalf("%s handled %d times", id, len(calls))
+		}
+		streamed := calls[0].meta.Raw == nil
+		if want := id == "s03"; streamed != want {
+			t.Errorf("%s: streamed %v, want %v", id, streamed, want)
+		}
+	}
+}

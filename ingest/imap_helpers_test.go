@@ -50,7 +50,10 @@ type imapServerOpts struct {
 	noIdle bool // hide IDLE from CAPABILITY and record any IDLE sent anyway
 	// copyUIDStar sends COPYUID with a "*" range (go-imap #749)
 	copyUIDStar bool
-	tls         string // "", "implicit" or "starttls"
+	// shrinkSize lists every message's RFC822.SIZE as 1000 bytes (a server
+	// whose listing disagrees with the bodies it sends).
+	shrinkSize bool
+	tls        string // "", "implicit" or "starttls"
 	// wrapSession, when set, wraps each imapmemserver session (e.g. to add
 	// SASL mechanisms).
 	wrapSession func(*imapserver.Conn, imapserver.Session) imapserver.Session
@@ -124,6 +127,10 @@ func newIMAPTestServer(t *testing.T, o imapServerOpts) *imapTestServer {
 		}}
 	case o.copyUIDStar:
 		ln = &imapRewriteListener{Listener: ln, rewrite: imapCopyUIDStar}
+	case o.shrinkSize:
+		ln = &imapRewriteListener{Listener: ln, rewrite: func(p []byte) []byte {
+			return imapSizeRE.ReplaceAll(p, []byte("RFC822.SIZE 1000"))
+		}}
 	}
 	if o.tls == imapTLSImplicit {
 		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}})
@@ -304,6 +311,8 @@ func imapHideIdle(p []byte) []byte { return imapIdleCapRE.ReplaceAll(p, []byte("
 
 // imapCopyUIDStar makes COPYUID name its source UIDs as "n:*", which
 // go-imap beta.8 rejects by closing the connection (#749).
+var imapSizeRE = regexp.MustCompile(`RFC822\.SIZE \d+`)
+
 func imapCopyUIDStar(p []byte) []byte {
 	return imapCopyUIDRE.ReplaceAll(p, []byte("[COPYUID $1 $2:* $3]"))
 }
