@@ -192,27 +192,36 @@ func (c *mailCRLFConverter) convert(dst, chunk []byte, final bool) ([]byte, bool
 		if lf >= 0 {
 			seg = chunk[:lf]
 		}
-		cr := bytes.IndexByte(seg, '\r')
-		switch {
-		case cr >= 0 && cr < len(seg)-1: // a bare CR inside the line
+		// Bare CRs inside the line, each made CRLF. The line end is found
+		// once per line, not once per CR (review finding: a line of many
+		// bare CRs was quadratic).
+		for {
+			cr := bytes.IndexByte(seg, '\r')
+			if cr < 0 || cr == len(seg)-1 {
+				break
+			}
 			dst = append(dst, seg[:cr+1]...)
 			dst = append(dst, '\n')
-			chunk = chunk[cr+1:]
-		case cr >= 0 && lf >= 0: // CRLF
-			dst = append(dst, chunk[:lf+1]...)
-			chunk = chunk[lf+1:]
-		case cr >= 0: // a CR ends the chunk: the next byte decides
+			seg = seg[cr+1:]
+		}
+		endsCR := len(seg) > 0 && seg[len(seg)-1] == '\r'
+		switch {
+		case endsCR && lf >= 0: // CRLF
+			dst = append(dst, seg...)
+			dst = append(dst, '\n')
+		case endsCR: // a CR ends the chunk: the next byte decides
 			dst = append(dst, seg...)
 			c.lastCR = true
-			chunk = nil
 		case lf >= 0: // a bare LF
 			dst = append(dst, seg...)
 			dst = append(dst, '\r', '\n')
-			chunk = chunk[lf+1:]
 		default:
 			dst = append(dst, seg...)
-			chunk = nil
 		}
+		if lf < 0 {
+			break
+		}
+		chunk = chunk[lf+1:]
 	}
 	if final && c.lastCR {
 		dst = append(dst, '\n')

@@ -326,15 +326,26 @@ func (c *smtpClient) envelope(mail string, to []string) (r smtpEnvelopeReplies, 
 	if r.mail, err = c.refusal(c.reply(250)); err != nil {
 		return r, err
 	}
+	// A server that refuses and then hangs up (554 "closing connection")
+	// leaves the later replies unread: the refusal is the outcome, not the
+	// lost connection (review finding: it was reported as a temporary
+	// network error, and a permanent refusal was retried).
 	r.Op = "rcpt"
 	for i := range to {
 		r.Rcpt = to[i]
 		if r.rcpt[i], err = c.refusal(c.reply(25)); err != nil {
+			if r.mail != nil {
+				return r, nil
+			}
 			return r, err
 		}
 	}
 	r.Op, r.Rcpt = "data", ""
 	if r.data, err = c.refusal(c.reply(354)); err != nil {
+		if r.mail != nil || len(r.accepted(to)) == 0 {
+			r.data = err // nothing was to be sent
+			return r, nil
+		}
 		return r, err
 	}
 	if r.data == nil && (r.mail != nil || len(r.accepted(to)) == 0) {

@@ -476,3 +476,62 @@ func TestStartTLSRefusesInjectedPlaintext(t *testing.T) {
 		t.Fatalf("err = %v, want the session refused at starttls", err)
 	}
 }
+
+// TestSendRefusedThenClosed: a server that refuses MAIL or RCPT and then
+// hangs up without answering the rest of the pipelined envelope gives the
+// refusal, permanent, not a temporary network error (review finding).
+func TestSendRefusedThenClosed(t *testing.T) {
+	tests := []struct {
+		verb, reply string
+		ok          func(error) bool
+	}{
+		{"MAIL", "554 5.7.1 sender address rejected, closing connection", func(err error) bool {
+			var se *SendError
+			return errors.As(err, &se) && se.Op == "mail" && se.Code == 554 && !IsTemporary(err)
+		}},
+		{"RCPT", "550 5.7.1 relay access denied", func(err error) bool {
+			var re *RecipientError
+			return errors.As(err, &re) && len(re.Failed) == 1 && re.Failed[0].Code == 550 && !IsTemporary(err)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.verb, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			go func() {
+				conn, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				defer conn.Close()
+				_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+				r := bufio.NewReader(conn)
+				_, _ = conn.Write([]byte("220 x ESMTP\r\n"))
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					switch {
+					case strings.HasPrefix(line, "EHLO"):
+						_, _ = conn.Write([]byte("250-x\r\n250 PIPELINING\r\n"))
+					case strings.HasPrefix(line, tt.verb):
+						_, _ = conn.Write([]byte(tt.reply + "\r\n"))
+						return // and hang up
+					case strings.HasPrefix(line, "MAIL"):
+						_, _ = conn.Write([]byte("250 ok\r\n"))
+					}
+				}
+			}()
+			a := ln.Addr().(*net.TCPAddr)
+			s := smtpNewSender(t, SMTPConfig{Host: "127.0.0.1", Port: a.Port, TLS: SMTPTLSNone, Timeout: 5 * time.Second, HELO: "gw.test"})
+			err = s.Send(t.Context(), Envelope{From: "s@x.example", To: []string{"a@y.example"}}, []byte("Subject: y\r\n\r\nhi\r\n"))
+			if !tt.ok(err) {
+				t.Fatalf("err = %v (temporary %v); want the permanent refusal %q", err, IsTemporary(err), tt.reply)
+			}
+		})
+	}
+}

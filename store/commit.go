@@ -78,34 +78,27 @@ func (s *Store) CommitMessage(ctx context.Context, c Commit, now time.Time) ([]b
 		return added, nil
 	}
 	var setnx []*redis.BoolCmd
-	var scripts []*redis.Cmd
+	scripts := make([]*redis.Cmd, len(calls))
 	var mark *redis.IntCmd
-	run := func() error {
-		setnx, scripts, mark = make([]*redis.BoolCmd, len(norm)), make([]*redis.Cmd, len(calls)), nil
-		_, err := client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			for i, id := range norm {
-				setnx[i] = p.SetNX(ctx, s.k.messageID(id), c.TicketID, 0)
-			}
-			for i, cl := range calls {
-				scripts[i] = enqueueScript.EvalSha(ctx, p, cl.keys, cl.args...)
-			}
-			if ref := c.Processed; ref != nil {
-				mark = p.HSet(ctx, s.k.processed(ref.Mailbox, ref.UIDValidity), strconv.FormatUint(uint64(ref.UID), 10), c.TicketID)
-			}
-			return nil
-		})
-		return err
-	}
-	err = run()
-	if err != nil && noScript(scripts) {
-		// Redis restarted or its scripts were flushed (EVALSHA in a
-		// transaction has no EVAL fallback): load the script and run the
-		// whole transaction again; what the first one stored is harmless.
-		if lerr := enqueueScript.Load(ctx, client).Err(); lerr != nil {
-			return nil, fmt.Errorf("load the enqueue script: %w", lerr)
+	setnx = make([]*redis.BoolCmd, len(norm))
+	// EVAL, not EVALSHA: inside MULTI/EXEC a NOSCRIPT (Redis restarted, a
+	// Sentinel failover, SCRIPT FLUSH) fails only that command while EXEC
+	// applies the others, the processed marker included; a message would
+	// then count as processed with its mail never queued. Redis still
+	// compiles the script once and caches it; the cost is the script's
+	// text (about 1 KB) per entry.
+	_, err = client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range norm {
+			setnx[i] = p.SetNX(ctx, s.k.messageID(id), c.TicketID, 0)
 		}
-		err = run()
-	}
+		for i, cl := range calls {
+			scripts[i] = enqueueScript.Eval(ctx, p, cl.keys, cl.args...)
+		}
+		if ref := c.Processed; ref != nil {
+			mark = p.HSet(ctx, s.k.processed(ref.Mailbox, ref.UIDValidity), strconv.FormatUint(uint64(ref.UID), 10), c.TicketID)
+		}
+		return nil
+	})
 	for i, cmd := range setnx {
 		if cerr := cmd.Err(); cerr != nil {
 			return nil, fmt.Errorf("index message id %s of ticket %s: %w", norm[i], c.TicketID, cerr)
@@ -125,17 +118,6 @@ func (s *Store) CommitMessage(ctx context.Context, c Commit, now time.Time) ([]b
 		return added, fmt.Errorf("store mail of ticket %q: %w", c.TicketID, err)
 	}
 	return added, nil
-}
-
-// noScript reports whether a script call failed because Redis does not
-// have the script (EVALSHA of a script it never loaded, or flushed).
-func noScript(cmds []*redis.Cmd) bool {
-	for _, c := range cmds {
-		if c != nil && redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
-			return true
-		}
-	}
-	return false
 }
 
 // normalizeIDs normalizes ids and drops the empty ones; ticketID must be

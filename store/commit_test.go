@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -133,6 +134,56 @@ func TestCommitMessageNoScript(t *testing.T) {
 	}
 	if n, _, err := s.OutboxDepth(ctx); err != nil || n != 4 {
 		t.Errorf("outbox depth %d %v, want 4", n, err)
+	}
+}
+
+// failScriptLoad makes every SCRIPT command fail, as a connection lost at
+// that moment would.
+type failScriptLoad struct{}
+
+func (failScriptLoad) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (failScriptLoad) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() == "script" {
+			err := errors.New("connection reset (injected)")
+			cmd.SetErr(err)
+			return err
+		}
+		return next(ctx, cmd)
+	}
+}
+func (failScriptLoad) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestCommitMessageNeverMarksWithoutMail: after SCRIPT FLUSH (a restart, a
+// failover), the commit does not depend on loading a script, so it cannot
+// end with the message marked processed and its mail missing (review
+// finding: EVALSHA in MULTI/EXEC failed alone while EXEC applied the
+// marker, and a failed reload left it so).
+func TestCommitMessageNeverMarksWithoutMail(t *testing.T) {
+	srv := startRedisServer(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.addr()})
+	defer rdb.Close()
+	s := New(rdb, "tg:")
+	ctx := context.Background()
+	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	rdb.AddHook(failScriptLoad{})
+	ref := SourceRef{Mailbox: "support", UIDValidity: 1, UID: 1}
+	_, err := s.CommitMessage(ctx, Commit{TicketID: "ACME-0001", IDs: []string{"in-1"},
+		Entries: []OutboxEntry{mail("ack:ACME-0001")}, Processed: &ref}, received)
+	n, _, derr := s.OutboxDepth(ctx)
+	_, marked, perr := s.Processed(ctx, ref)
+	if derr != nil || perr != nil {
+		t.Fatal(derr, perr)
+	}
+	if marked && n == 0 {
+		t.Fatalf("commit failed (%v) but the message is marked processed with no mail queued", err)
+	}
+	if err != nil || !marked || n != 1 {
+		t.Errorf("commit: %v, marked %v, %d queued; want it stored whole", err, marked, n)
 	}
 }
 
