@@ -71,6 +71,7 @@ func OpenRedis(ctx context.Context, cfg *rules.Config) (redis.UniversalClient, e
 	if err != nil {
 		return nil, err
 	}
+	withRedisDialer(opt)
 	rdb := redis.NewUniversalClient(opt)
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
