@@ -88,13 +88,20 @@ func TestOutboxLeaseRenewedWhileSending(t *testing.T) {
 		t.Fatalf("instance b sent %q while a held and renewed the lease", got)
 	}
 
-	// An instance claims an entry and dies before sending it.
+	// An instance claims an entry and dies before sending it. b is paused
+	// meanwhile, or it could claim the entry first (a race CI once lost).
+	stopB()
+	<-doneB
 	enqueue("ack:orphan")
 	claimed, err := st.ClaimOutbox(ctx, time.Now(), lease, 10)
 	if err != nil || len(claimed) != 1 {
 		t.Fatalf("claim = %v, %v", claimed, err)
 	}
 	died := time.Now()
+	bctx, stopB = context.WithCancel(ctx)
+	defer stopB()
+	doneB = make(chan struct{})
+	go func() { defer close(doneB); b.Run(bctx) }()
 	for len(fast.got()) == 0 && time.Now().Before(died.Add(10*time.Second)) {
 		time.Sleep(10 * time.Millisecond)
 	}
