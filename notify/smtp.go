@@ -200,6 +200,7 @@ type Sender struct {
 type smtpConn struct {
 	c        *smtpClient
 	nc       net.Conn // c's connection (TLS when TLS is on): closing it ends the session
+	closed   bool     // the context of the last use ended and closed nc
 	lastUsed time.Time
 }
 
@@ -333,7 +334,9 @@ func (s *Sender) Ping(ctx context.Context) error {
 		}
 		stop := context.AfterFunc(ctx, func() { _ = conn.nc.Close() })
 		err = conn.c.noop()
-		stop()
+		if !stop() {
+			conn.closed = true
+		}
 		if err == nil {
 			s.put(conn)
 			return nil
@@ -401,8 +404,13 @@ func (s *Sender) get(ctx context.Context) (*smtpConn, bool, error) {
 	return conn, false, err
 }
 
-// put returns a healthy session to the pool.
+// put returns a healthy session to the pool (one whose socket a context
+// closed after its last reply is dropped instead).
 func (s *Sender) put(c *smtpConn) {
+	if c.closed {
+		s.discard(c)
+		return
+	}
 	c.lastUsed = time.Now()
 	s.mu.Lock()
 	if !s.closed {
@@ -512,7 +520,11 @@ func (s *Sender) dial(ctx context.Context) (*smtpConn, error) {
 // lost.
 func (s *Sender) transact(ctx context.Context, conn *smtpConn, env Envelope, size int64, write func(io.Writer) error) (written int64, committed bool, err error) {
 	stop := context.AfterFunc(ctx, func() { _ = conn.nc.Close() })
-	defer stop()
+	defer func() {
+		if !stop() {
+			conn.closed = true // ctx ended meanwhile and closed the socket
+		}
+	}()
 	c := conn.c
 
 	mail, err := c.mailLine(env.From, size, !smtpASCII(env.From) || !smtpAllASCII(env.To))

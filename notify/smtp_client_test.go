@@ -535,3 +535,19 @@ func TestSendRefusedThenClosed(t *testing.T) {
 		})
 	}
 }
+
+// TestSenderDoesNotPoolClosedSession: a session whose context ended (and so
+// closed its socket) just after its last reply is dropped, not pooled for
+// the next message to find dead (review finding).
+func TestSenderDoesNotPoolClosedSession(t *testing.T) {
+	s := smtpNewSender(t, SMTPConfig{Host: "127.0.0.1", Port: 25, TLS: SMTPTLSNone})
+	a, b := net.Pipe()
+	defer b.Close()
+	s.put(&smtpConn{c: newSMTPClient(a), nc: a, closed: true})
+	s.mu.Lock()
+	n := len(s.idle)
+	s.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d sessions pooled, want the closed one dropped", n)
+	}
+}
