@@ -809,9 +809,22 @@ func testRestartMidStream(t *testing.T, tools *toolset, bin string, sig syscall.
 	t.Logf("acknowledgements and staff copies in %v after the restart", time.Since(restart).Round(time.Millisecond))
 	time.Sleep(quiet)
 	missing()
-	var held []string
+	// A mail the killed instance had handed to Postfix but not yet marked
+	// sent in Redis (SIGKILL between the two) is sent again, under the same
+	// Message-ID: at least once, by design. Only the killed instance's
+	// tickets may show that; anything else twice is a bug.
+	killedSent := func(ticket string, ids []string) bool {
+		if sig != syscall.SIGKILL {
+			return false
+		}
+		num, _ := strconv.Atoi(strings.TrimPrefix(ticket, "GLX-"))
+		return num <= processedAtStop+1 && len(slices.Compact(slices.Clone(ids))) == 1
+	}
+	var held, resent []string
 	for _, id := range want {
 		switch a, c := len(acks[id]), len(copies[id]); {
+		case (a > 1 || c > 1) && killedSent(id, acks[id]) && killedSent(id, copies[id]):
+			resent = append(resent, id)
 		case a > 1 || c > 1:
 			t.Errorf("%s: %d acknowledgements %v and %d staff copies %v, want one of each", id, a, acks[id], c, copies[id])
 		case a == 0 || c == 0:
@@ -823,6 +836,9 @@ func testRestartMidStream(t *testing.T, tools *toolset, bin string, sig syscall.
 	}
 	if len(held) > 0 {
 		t.Logf("mail of %v was claimed by the killed instance and waits for the outbox lease (run with -args -awaitlease 2m30s to see it arrive)", held)
+	}
+	if len(resent) > 0 {
+		t.Logf("mail of %v reached Postfix from the killed instance before it could mark it sent, and was sent again under the same Message-ID (at least once)", resent)
 	}
 	if got, _ := stack.count(supportAddr, "Processed"); got != n {
 		t.Errorf("%d messages processed, want %d", got, n)
