@@ -86,23 +86,9 @@ func (s *smtpScripted) serve() {
 		s.mu.Unlock()
 		replies := s.answer(line, st)
 		if strings.HasPrefix(line, "DATA") && len(replies) == 1 && strings.HasPrefix(replies[0], "354") && st.holdUntil == "" {
-			if !send(replies) {
+			if !send(replies) || !s.readData(tc) {
 				return
 			}
-			var b bytes.Buffer
-			for {
-				l, err := tc.ReadLine()
-				if err != nil {
-					return
-				}
-				if l == "." {
-					break
-				}
-				b.WriteString(l + "\n")
-			}
-			s.mu.Lock()
-			s.data = append(s.data, b.String())
-			s.mu.Unlock()
 			replies = s.answer(".", st)
 		}
 		if st.holdUntil != "" {
@@ -116,20 +102,9 @@ func (s *smtpScripted) serve() {
 			}
 			if last := replies[len(replies)-1]; strings.HasPrefix(last, "354") {
 				// The data follows the held replies.
-				var b bytes.Buffer
-				for {
-					l, err := tc.ReadLine()
-					if err != nil {
-						return
-					}
-					if l == "." {
-						break
-					}
-					b.WriteString(l + "\n")
+				if !s.readData(tc) {
+					return
 				}
-				s.mu.Lock()
-				s.data = append(s.data, b.String())
-				s.mu.Unlock()
 				replies = s.answer(".", st)
 			} else {
 				continue
@@ -142,6 +117,25 @@ func (s *smtpScripted) serve() {
 			return
 		}
 	}
+}
+
+// readData reads one message's data up to the ending "." and records it.
+func (s *smtpScripted) readData(tc *textproto.Conn) bool {
+	var b bytes.Buffer
+	for {
+		l, err := tc.ReadLine()
+		if err != nil {
+			return false
+		}
+		if l == "." {
+			break
+		}
+		b.WriteString(l + "\n")
+	}
+	s.mu.Lock()
+	s.data = append(s.data, b.String())
+	s.mu.Unlock()
+	return true
 }
 
 func (s *smtpScripted) got() (lines, data []string) {
