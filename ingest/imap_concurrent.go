@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+
+	"github.com/emersion/go-imap/v2"
 )
 
 // imapJob is one message read into memory and handed to a worker.
@@ -33,7 +35,15 @@ type imapRunner struct {
 	// connErr is set once the connection failed: jobs still finishing are
 	// then only recorded (handled: the move is left for the next session).
 	connErr error
+	// moves are handled messages waiting to be moved together (servers with
+	// MOVE): one UID MOVE per imapMoveBatch messages or per batch of the
+	// pass, not one round trip per message.
+	moves []imapMsgKey
 }
+
+// imapMoveBatch is the most handled messages that wait to be moved
+// together.
+const imapMoveBatch = 64
 
 func newIMAPRunner(ss *imapSession, h Handler) *imapRunner {
 	w := ss.s.workers
@@ -149,11 +159,45 @@ func (r *imapRunner) settle(ctx context.Context, j *imapJob) error {
 		r.ss.s.recordFailure(j.k, imapStageHandled)
 		return nil
 	}
+	if r.ss.caps.Has(imap.CapMove) {
+		r.moves = append(r.moves, j.k)
+		if len(r.moves) >= imapMoveBatch {
+			return r.flushMoves(ctx)
+		}
+		return nil
+	}
 	if err := r.ss.move(ctx, j.k, imapStageHandled); err != nil {
 		r.connErr = err
 		return err
 	}
 	return nil
+}
+
+// flushMoves moves the handled messages waiting to be moved. After a
+// connection failure they are only recorded: the next session moves them
+// (they are handled, so their handlers do not run again).
+func (r *imapRunner) flushMoves(ctx context.Context) error {
+	ks := r.moves
+	r.moves = nil
+	if len(ks) == 0 {
+		return nil
+	}
+	if r.connErr != nil {
+		for _, k := range ks {
+			r.ss.s.recordFailure(k, imapStageHandled)
+		}
+		return nil
+	}
+	var err error
+	if len(ks) == 1 {
+		err = r.ss.move(ctx, ks[0], imapStageHandled)
+	} else {
+		err = r.ss.moveMany(ctx, ks)
+	}
+	if err != nil {
+		r.connErr = err
+	}
+	return err
 }
 
 // wait settles every job in flight. It returns the first error that ends
@@ -166,6 +210,9 @@ func (r *imapRunner) wait(ctx context.Context) error {
 		}
 	}
 	clear(r.last)
+	if err := r.flushMoves(ctx); err != nil && first == nil {
+		first = err
+	}
 	return first
 }
 

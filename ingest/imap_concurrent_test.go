@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -299,5 +300,88 @@ func TestIMAPSourceConcurrentListedSmaller(t *testing.T) {
 		if want := id == "s03"; streamed != want {
 			t.Errorf("%s: streamed %v, want %v", id, streamed, want)
 		}
+	}
+}
+
+// TestIMAPSourceConcurrentMoveRefused: handled messages are moved together
+// with one UID MOVE; when the server refuses it (here the processed folder
+// was deleted while the handlers ran), each is moved on its own so that the
+// refusal is recorded against each message, nothing is deleted, and the
+// retry only redoes the moves.
+func TestIMAPSourceConcurrentMoveRefused(t *testing.T) {
+	ts := newIMAPTestServer(t, imapServerOpts{caps: imapCapsRev2})
+	clock := &imapFakeClock{now: time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)}
+	raws := map[string][]byte{}
+	for i := 1; i <= 3; i++ {
+		id := fmt.Sprintf("r%d", i)
+		raws[id] = imapTestMessage(id, 3000, "")
+		ts.appendMsg("INBOX", raws[id], time.Now())
+	}
+	rec := &imapRecorder{}
+	gate, entered := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	h := func(ctx context.Context, f *Fetched) error {
+		once.Do(func() { close(entered) })
+		<-gate
+		return rec.handle(ctx, f)
+	}
+	src := NewSource(imapTestConfig(ts), newIMAPCheckpoints(), imapTestLog(t), WithClock(clock.Now),
+		WithConcurrency(4, func([]byte) []string { return nil }))
+	imapRunSource(t, src, h)
+	select {
+	case <-entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no handler started")
+	}
+	if err := ts.user.Delete(imapTestProcessed); err != nil {
+		t.Fatal(err)
+	}
+	close(gate)
+	imapWaitFor(t, 5*time.Second, "failed moves", func() bool { return src.Stats().MoveErrors >= 3 })
+	time.Sleep(150 * time.Millisecond) // several wake-ups; the clock is frozen
+	if st := src.Stats(); st.MoveErrors != 3 || st.Handled != 0 || st.PendingRetry != 3 {
+		t.Fatalf("stats = %+v, want a move error for each of the 3, retries not due yet", st)
+	}
+	inbox := ts.snapshot("INBOX")
+	if len(inbox) != 3 {
+		t.Fatalf("INBOX holds %d messages, want the 3 intact", len(inbox))
+	}
+	for _, m := range inbox {
+		if m.has(imap.FlagDeleted) {
+			t.Fatal("a message was flagged deleted after a refused move")
+		}
+	}
+	clock.Advance(time.Second)
+	imapWaitFor(t, 5*time.Second, "moves retried", func() bool { return src.Stats().Handled == 3 })
+	if n := len(rec.snapshot()); n != 3 {
+		t.Errorf("handler called %d times; the retry should only redo the moves", n)
+	}
+	imapCheckProcessedOnce(t, ts, rec, raws)
+}
+
+// TestIMAPSourceConcurrentMovesTogether: a backlog's handled messages are
+// moved with a few UID MOVE commands, not one per message.
+func TestIMAPSourceConcurrentMovesTogether(t *testing.T) {
+	var moves atomic.Int32
+	moveRE := regexp.MustCompile(`(?i)\bUID MOVE\b`)
+	ts := newIMAPTestServer(t, imapServerOpts{caps: imapCapsRev2, watch: func(p []byte) {
+		moves.Add(int32(len(moveRE.FindAll(p, -1))))
+	}})
+	raws := map[string][]byte{}
+	const n = 20
+	for i := 1; i <= n; i++ {
+		id := fmt.Sprintf("b%02d", i)
+		raws[id] = imapTestMessage(id, 2000, "")
+		ts.appendMsg("INBOX", raws[id], time.Now())
+	}
+	rec := &imapRecorder{}
+	src := NewSource(imapTestConfig(ts), newIMAPCheckpoints(), imapTestLog(t),
+		WithConcurrency(4, func([]byte) []string { return nil }))
+	stop := imapRunSource(t, src, rec.handle)
+	imapWaitFor(t, 10*time.Second, "all handled", func() bool { return src.Stats().Handled == n })
+	stop()
+	imapCheckProcessedOnce(t, ts, rec, raws)
+	if got := moves.Load(); got < 1 || got > n/4 {
+		t.Errorf("%d UID MOVE commands for %d messages, want a few", got, n)
 	}
 }

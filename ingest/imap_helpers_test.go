@@ -53,7 +53,9 @@ type imapServerOpts struct {
 	// shrinkSize lists every message's RFC822.SIZE as 1000 bytes (a server
 	// whose listing disagrees with the bodies it sends).
 	shrinkSize bool
-	tls        string // "", "implicit" or "starttls"
+	// watch, when set, sees what the server reads (client commands).
+	watch func([]byte)
+	tls   string // "", "implicit" or "starttls"
 	// wrapSession, when set, wraps each imapmemserver session (e.g. to add
 	// SASL mechanisms).
 	wrapSession func(*imapserver.Conn, imapserver.Session) imapserver.Session
@@ -127,6 +129,8 @@ func newIMAPTestServer(t *testing.T, o imapServerOpts) *imapTestServer {
 		}}
 	case o.copyUIDStar:
 		ln = &imapRewriteListener{Listener: ln, rewrite: imapCopyUIDStar}
+	case o.watch != nil:
+		ln = &imapRewriteListener{Listener: ln, onRead: o.watch}
 	case o.shrinkSize:
 		ln = &imapRewriteListener{Listener: ln, rewrite: func(p []byte) []byte {
 			return imapSizeRE.ReplaceAll(p, []byte("RFC822.SIZE 1000"))

@@ -805,6 +805,12 @@ func (ss *imapSession) move(ctx context.Context, k imapMsgKey, stage imapStage) 
 		}
 	}
 
+	ss.moved(k)
+	return connErr
+}
+
+// moved does the bookkeeping of a message now in the processed folder.
+func (ss *imapSession) moved(k imapMsgKey) {
 	ss.s.forgetRetry(k)
 	ss.s.handled.Add(1)
 	ss.handled++
@@ -814,7 +820,46 @@ func (ss *imapSession) move(ctx context.Context, k imapMsgKey, stage imapStage) 
 		ss.s.lastUID = k.uid
 		ss.s.mu.Unlock()
 	}
-	return connErr
+}
+
+// moveMany moves handled messages to the processed folder with one UID
+// MOVE (the server has MOVE). When the server refuses it (NO), each is
+// moved on its own, so that the refusal is recorded against the message
+// it concerns; any other failure is recorded against them all and ends
+// the session, as for one message.
+func (ss *imapSession) moveMany(ctx context.Context, ks []imapMsgKey) error {
+	dest := ss.s.cfg.ProcessedFolder
+	var set imap.UIDSet
+	for _, k := range ks {
+		set.AddNum(imap.UID(k.uid))
+	}
+	err := ss.guard("move to "+dest, func() error {
+		if !ss.c.Caps().Has(imap.CapMove) {
+			return errors.New("capabilities lost")
+		}
+		_, err := ss.c.Move(set, dest).Wait()
+		return err
+	})
+	if err == nil || imapCopyUIDBug(err) {
+		// (COPYUID comes once the move is done: only the client gave up
+		// on the connection.)
+		for _, k := range ks {
+			ss.moved(k)
+		}
+		return err
+	}
+	if _, failed := imapCommandFailed(err); failed {
+		for _, k := range ks {
+			if err := ss.move(ctx, k, imapStageHandled); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, k := range ks {
+		_ = ss.moveFailed(k, imapStageHandled, err)
+	}
+	return err
 }
 
 // flushCheckpoint writes the highest UID moved so far, once per batch
