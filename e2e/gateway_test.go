@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/northwind-it/ticketgw/internal/mailstack"
 )
 
 // showLogs prints the gateway's and the daemons' logs even when a test
@@ -73,7 +75,7 @@ func newGatewaySetup(t *testing.T, bin string, stack *mailStack) *gatewaySetup {
 	if !bytes.Contains(raw, []byte(httpLine)) {
 		t.Fatalf("%s no longer has %q: update the suite", exampleConfig, httpLine)
 	}
-	ports, err := freePorts(1)
+	ports, err := mailstack.FreePorts(1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +90,7 @@ func newGatewaySetup(t *testing.T, bin string, stack *mailStack) *gatewaySetup {
 		redisPrefix: "tgw-e2e-" + randomHex(6) + ":"}
 	set := map[string]string{
 		"IMAP_HOST": imapHost, "IMAP_PORT": imapPort, "IMAP_TLS": "none",
-		"IMAP_USER": supportAddr, "IMAP_PASSWORD": stack.password,
+		"IMAP_USER": supportAddr, "IMAP_PASSWORD": stack.Password,
 		"SMTP_HOST": smtpHost, "SMTP_PORT": smtpPort, "SMTP_TLS": "none", "SMTP_AUTH": "none",
 		"SMTP_USER": "", "SMTP_PASSWORD": "",
 		"REDIS_URL": "redis://" + stack.tools.redisAddr + "/0", "REDIS_PREFIX": g.redisPrefix,

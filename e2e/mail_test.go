@@ -139,7 +139,7 @@ func (s *mailStack) imapLogin(user string) (*imapclient.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dial dovecot: %w", err)
 	}
-	if err := c.Login(user, s.password).Wait(); err != nil {
+	if err := c.Login(user, s.Password).Wait(); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("login %s: %w", user, err)
 	}

@@ -30,7 +30,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
@@ -98,17 +97,7 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (config, gateway logs)")
 	flag.Var(&o.attachment, "attachment", "instead of the usual mix, messages with one attachment of this size (e.g. 50MiB); limits.max_message_bytes is raised to fit")
 	flag.Parse()
-	if err := o.validate(); err != nil {
-		fmt.Fprintln(os.Stderr, "backlog:", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, o)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "backlog:", err)
-		os.Exit(1)
-	}
+	harness.Main("backlog", o.validate, func(ctx context.Context) error { return run(ctx, o) })
 }
 
 func (o options) validate() error {
@@ -138,19 +127,11 @@ func (o options) validate() error {
 }
 
 func run(ctx context.Context, o options) error {
-	root, err := harness.ModuleRoot()
+	root, dir, cleanup, err := harness.Workspace("backlog", o.keep)
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "ticketgw-bench-backlog-")
-	if err != nil {
-		return err
-	}
-	if o.keep {
-		fmt.Printf("temporary files in %s\n", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
+	defer cleanup()
 	if o.mode == "process" && o.bin == "" {
 		if o.bin, err = harness.BuildGateway(ctx, root, dir); err != nil {
 			return err

@@ -25,11 +25,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -80,17 +78,7 @@ func main() {
 	flag.Var(&o.env, "gateway-env", "KEY=VALUE added to the gateway process's environment, e.g. GOGC=400 (repeatable)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (config, gateway logs)")
 	flag.Parse()
-	if err := o.validate(); err != nil {
-		fmt.Fprintln(os.Stderr, "latency:", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, o)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "latency:", err)
-		os.Exit(1)
-	}
+	harness.Main("latency", o.validate, func(ctx context.Context) error { return run(ctx, o) })
 }
 
 func (o options) validate() error {
@@ -118,19 +106,11 @@ func (o options) validate() error {
 }
 
 func run(ctx context.Context, o options) error {
-	root, err := harness.ModuleRoot()
+	root, dir, cleanup, err := harness.Workspace("latency", o.keep)
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "ticketgw-bench-latency-")
-	if err != nil {
-		return err
-	}
-	if o.keep {
-		fmt.Printf("temporary files in %s\n", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
+	defer cleanup()
 	if o.mode == "process" && o.bin == "" {
 		if o.bin, err = harness.BuildGateway(ctx, root, dir); err != nil {
 			return err

@@ -1,6 +1,6 @@
 // Command mailstack measures arrival-to-acknowledgement latency against a
 // real mail stack: a private Dovecot and Postfix on loopback (package
-// bench/internal/mailstack) and the built `gateway run` as a child process.
+// internal/mailstack) and the built `gateway run` as a child process.
 // Customer messages are submitted one at a time over SMTP to Postfix; the
 // gateway reads them either from Dovecot with IMAP IDLE (-mode idle:
 // Postfix delivers the support address to Dovecot over LMTP) or straight
@@ -32,19 +32,17 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/emersion/go-smtp"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/northwind-it/ticketgw/bench/internal/harness"
-	"github.com/northwind-it/ticketgw/bench/internal/mailstack"
 	"github.com/northwind-it/ticketgw/examples"
+	"github.com/northwind-it/ticketgw/internal/mailstack"
 	"github.com/northwind-it/ticketgw/localmail"
 )
 
@@ -72,17 +70,7 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (config, gateway log)")
 	flag.StringVar(&o.logLevel, "log-level", "info", "the gateway's log level: info or debug")
 	flag.Parse()
-	if err := o.validate(); err != nil {
-		fmt.Fprintln(os.Stderr, "mailstack:", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, o)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "mailstack:", err)
-		os.Exit(1)
-	}
+	harness.Main("mailstack", o.validate, func(ctx context.Context) error { return run(ctx, o) })
 }
 
 func (o options) validate() error {
@@ -104,19 +92,11 @@ func (o options) validate() error {
 }
 
 func run(ctx context.Context, o options) error {
-	root, err := harness.ModuleRoot()
+	root, dir, cleanup, err := harness.Workspace("mailstack", o.keep)
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "ticketgw-bench-mailstack-")
-	if err != nil {
-		return err
-	}
-	if o.keep {
-		fmt.Printf("temporary files in %s\n", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
+	defer cleanup()
 	if o.bin == "" {
 		if o.bin, err = harness.BuildGateway(ctx, root, dir); err != nil {
 			return err

@@ -18,10 +18,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -46,13 +44,7 @@ func main() {
 	if len(pkgs) == 0 {
 		pkgs = defaultPackages
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, pkgs, *count, *benchtime, *bench, *raw)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "micro:", err)
-		os.Exit(1)
-	}
+	harness.Main("micro", nil, func(ctx context.Context) error { return run(ctx, pkgs, *count, *benchtime, *bench, *raw) })
 }
 
 func run(ctx context.Context, pkgs []string, count int, benchtime, bench, rawPath string) error {

@@ -1,16 +1,12 @@
 // Package mailstack runs a private Dovecot (IMAP and LMTP) and Postfix
 // (SMTP) on free loopback ports, with their configuration, queue, mail and
-// logs in one temporary folder, for the benchmarks that measure the gateway
-// against a real mail stack. Postfix accepts mail for Domains from
-// 127.0.0.0/8 and hands it to Dovecot over LMTP, or to the destination a
-// Transport entry names (an address or a domain: another LMTP server such as
-// the gateway's, or an SMTP catcher); everything else bounces, so nothing
-// leaves the machine. It needs root, Debian's dovecot-imapd, dovecot-lmtpd
-// and postfix, and a vmail or mail user.
-//
-// The set-up is a copy of the black-box suite's (e2e/stack_test.go, which
-// as test-only code cannot be imported), without its testing.T, and with a
-// Postfix transport map added.
+// logs in one temporary folder: the real mail stack of the black-box suite
+// (e2e) and of the benchmarks (bench/mailstack). Postfix accepts mail for
+// Domains from 127.0.0.0/8 and hands it to Dovecot over LMTP, or to the
+// destination a Transport entry names (an address or a domain: another LMTP
+// server such as the gateway's, or an SMTP catcher); everything else
+// bounces, so nothing leaves the machine. It needs root, Debian's
+// dovecot-imapd, dovecot-lmtpd and postfix, and a vmail or mail user.
 package mailstack
 
 import (
@@ -62,10 +58,16 @@ type tools struct {
 	mailUID, mailGID int
 }
 
-// findTools finds the daemons and the account that owns the mail folders.
-func findTools() (tools, error) {
-	var ts tools
-	var missing []string
+// Missing lists what the machine lacks to run a stack (with how to get
+// it); nil when nothing is missing.
+func Missing() []string {
+	_, missing := findTools()
+	return missing
+}
+
+// findTools finds the daemons and the account that owns the mail folders,
+// and lists what is missing.
+func findTools() (ts tools, missing []string) {
 	look := func(name, fallback string) string {
 		if p, err := exec.LookPath(name); err == nil {
 			return p
@@ -77,6 +79,11 @@ func findTools() (tools, error) {
 	}
 	if ts.dovecot = look("dovecot", "/usr/sbin/dovecot"); ts.dovecot == "" {
 		missing = append(missing, "dovecot (apt-get install dovecot-imapd dovecot-lmtpd)")
+	}
+	for _, bin := range []string{"imap", "lmtp"} {
+		if _, err := os.Stat("/usr/lib/dovecot/" + bin); err != nil {
+			missing = append(missing, "dovecot's "+bin+" service (apt-get install dovecot-"+bin+"d)")
+		}
 	}
 	if ts.postfix = look("postfix", "/usr/sbin/postfix"); ts.postfix == "" {
 		missing = append(missing, "postfix (apt-get install postfix)")
@@ -99,19 +106,16 @@ func findTools() (tools, error) {
 	if ts.mailUID == 0 {
 		missing = append(missing, "a system user vmail or mail to own the mail folders")
 	}
-	if len(missing) > 0 {
-		return ts, errors.New("the mail stack needs: " + strings.Join(missing, "; "))
-	}
-	return ts, nil
+	return ts, missing
 }
 
 // Start starts Dovecot and Postfix. A port taken between choosing and
 // binding it makes a daemon fail to start: the whole stack is then retried
 // on new ports, up to three times. Stop undoes everything.
 func Start(opt Options) (*Stack, error) {
-	ts, err := findTools()
-	if err != nil {
-		return nil, err
+	ts, missing := findTools()
+	if len(missing) > 0 {
+		return nil, errors.New("the mail stack needs: " + strings.Join(missing, "; "))
 	}
 	var errs []error
 	for attempt := 1; attempt <= 3; attempt++ {
@@ -127,7 +131,7 @@ func Start(opt Options) (*Stack, error) {
 func tryStart(ts tools, opt Options) (s *Stack, err error) {
 	// A short path, as Dovecot's and Postfix's unix sockets live below it
 	// (108 bytes at most), searchable by the postfix, dovecot and mail users.
-	dir, err := os.MkdirTemp("", "tgw-bench-")
+	dir, err := os.MkdirTemp("", "tgw-mail-")
 	if err != nil {
 		return nil, fmt.Errorf("create stack folder: %w", err)
 	}
@@ -175,13 +179,17 @@ func (s *Stack) writeUsers(users []string) error {
 	for _, u := range slices.Compact(slices.Sorted(slices.Values(users))) {
 		fmt.Fprintf(&b, "%s:{PLAIN}%s\n", u, s.Password)
 	}
-	if err := os.WriteFile(filepath.Join(s.dir, "dovecot", "users"), []byte(b.String()), 0o644); err != nil {
+	path := filepath.Join(s.dir, "dovecot", "users")
+	if err := os.WriteFile(path+".new", []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("write dovecot users: %w", err)
+	}
+	if err := os.Rename(path+".new", path); err != nil {
 		return fmt.Errorf("write dovecot users: %w", err)
 	}
 	return nil
 }
 
-const dovecotConf = `# A private Dovecot for the gateway's benchmarks.
+const dovecotConf = `# A private Dovecot for the gateway's black-box suite and benchmarks.
 base_dir = {{dir}}/dovecot/run
 state_dir = {{dir}}/dovecot/state
 log_path = {{dir}}/log/dovecot.log
@@ -257,9 +265,9 @@ func (s *Stack) startDovecot(imapPort, lmtpPort int) error {
 	return nil
 }
 
-const postfixMain = `# A private Postfix for the gateway's benchmarks: it accepts mail on
-# loopback and delivers the test domains to Dovecot over LMTP, or where the
-# transport map says; everything else bounces.
+const postfixMain = `# A private Postfix for the gateway's black-box suite and benchmarks: it
+# accepts mail on loopback and delivers its domains to Dovecot over LMTP, or
+# where the transport map says; everything else bounces.
 compatibility_level = 3.6
 queue_directory = {{dir}}/postfix/queue
 data_directory = {{dir}}/postfix/data
@@ -275,9 +283,9 @@ smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 virtual_mailbox_domains = {{domains}}
 virtual_transport = lmtp:inet:127.0.0.1:{{lmtp}}
 transport_maps = texthash:{{dir}}/postfix/etc/transport
-default_transport = error:5.7.1 the bench mail stack delivers only to its own domains
-relay_transport = error:5.7.1 the bench mail stack relays nothing
-local_transport = error:5.7.1 the bench mail stack has no local delivery
+default_transport = error:5.7.1 the private mail stack delivers only to its own domains
+relay_transport = error:5.7.1 the private mail stack relays nothing
+local_transport = error:5.7.1 the private mail stack has no local delivery
 alias_maps =
 alias_database =
 biff = no
