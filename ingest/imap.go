@@ -252,6 +252,15 @@ type Fetched struct {
 	// reads, which the handler may use instead of copying them. Valid only
 	// during the Handler call.
 	Raw []byte
+	// Turn and Release, when set (a concurrent Source), order the
+	// handler's order-sensitive work (WithConcurrency, OrderKey): Turn
+	// waits until every earlier message that shares an AtTurn key with
+	// this one is done with it, Release tells that this one is done with
+	// its Released keys. The handler calls them from its own goroutine,
+	// Turn before that work and Release after it; calling either again is
+	// harmless, and returning does both.
+	Turn    func()
+	Release func()
 }
 
 // Handler processes one message. Returning nil means "stored durably": the
@@ -289,17 +298,47 @@ func WithDialer(d DialFunc) SourceOption {
 // keys names, for a message's raw bytes (at most ConcurrentMaxBytes; larger
 // messages are handled alone, streamed), what it may share with other
 // messages; messages that share a key are handled one after another in UID
-// (arrival) order, and all others side by side. Reading from and moving in
-// the folder stays on one connection, in order; handlers overlap. A
-// message is moved only after its own handler succeeded, so a crash loses
-// nothing; the checkpoint is written after each batch. workers <= 1 (the
-// default) handles one message at a time.
-func WithConcurrency(workers int, keys func(raw []byte) []string) SourceOption {
+// (arrival) order, and all others side by side. With AtTurn and Released
+// keys that order covers only the handlers' order-sensitive work, between
+// Fetched.Turn and Fetched.Release: the rest of one overlaps the next.
+// Reading from and
+// moving in the folder stays on one connection, in order; handlers
+// overlap. A message is moved only after its own handler succeeded, so a
+// crash loses nothing; the checkpoint is written after each batch.
+// workers <= 1 (the default) handles one message at a time.
+func WithConcurrency(workers int, keys func(raw []byte) []OrderKey) SourceOption {
 	return func(s *Source) {
 		if workers > 1 && keys != nil {
 			s.workers, s.keys = workers, keys
 		}
 	}
+}
+
+// An OrderKey is something a message may share with other messages of a
+// backlog (WithConcurrency): messages that share one are handled in
+// arrival order.
+type OrderKey struct {
+	Name string
+	// AtTurn: the message waits for the earlier messages that share the
+	// key in Fetched.Turn, which its handler calls before its
+	// order-sensitive work, rather than before its handler begins.
+	AtTurn bool
+	// Released: the message holds the key until its handler calls
+	// Fetched.Release, rather than until it returns.
+	Released bool
+}
+
+// String is the key's name followed by its flags, if any.
+func (k OrderKey) String() string {
+	switch {
+	case k.AtTurn && k.Released:
+		return k.Name + " (at turn, until released)"
+	case k.AtTurn:
+		return k.Name + " (at turn)"
+	case k.Released:
+		return k.Name + " (until released)"
+	}
+	return k.Name
 }
 
 // ConcurrentMaxBytes is the largest message a concurrent Source reads
@@ -355,8 +394,8 @@ type Source struct {
 	dial    DialFunc
 	now     func() time.Time
 	tlsBase *tls.Config
-	workers int                       // handlers at once (WithConcurrency); <= 1: one
-	keys    func(raw []byte) []string // ordering keys (WithConcurrency)
+	workers int                         // handlers at once (WithConcurrency); <= 1: one
+	keys    func(raw []byte) []OrderKey // ordering keys (WithConcurrency)
 
 	running atomic.Bool
 	// notify receives a token when the server reports new messages; the

@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
+	"sync"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 )
 
 // imapJob is one message read into memory and handed to a worker.
@@ -28,7 +31,7 @@ type imapRunner struct {
 	ss      *imapSession
 	h       Handler
 	sem     chan struct{}            // running handlers
-	last    map[string]chan struct{} // key -> done of the latest job holding it
+	last    map[string]chan struct{} // key -> done (or released) of the latest job holding it
 	results chan *imapJob
 	// inflight jobs started and not yet settled, at most max.
 	inflight, max int
@@ -56,24 +59,98 @@ func newIMAPRunner(ss *imapSession, h Handler) *imapRunner {
 	}
 }
 
+// imapBodyBatch is the most messages whose bodies one UID FETCH reads when
+// handlers overlap, and imapBodyBatchBytes the most bytes they may be listed
+// at in all: one round trip for a run of small messages instead of one each.
+const (
+	imapBodyBatch      = 16
+	imapBodyBatchBytes = ConcurrentMaxBytes
+)
+
+// batchable reports whether message m is read whole and handled alongside
+// others: its size is known and at most ConcurrentMaxBytes, and it is not
+// to be streamed.
+func (r *imapRunner) batchable(m imapMeta, k imapMsgKey) bool {
+	return m.size > 0 && m.size <= ConcurrentMaxBytes && !r.ss.s.mustStream(k)
+}
+
 // submit reads message m and starts its handler. A message larger than
 // ConcurrentMaxBytes (or of unknown size, or found larger than listed) is
 // handled alone, streamed, after every running handler is done. It returns
 // an error that ends the session.
-func (r *imapRunner) submit(ctx context.Context, m imapMeta, k imapMsgKey) (err error) {
-	if m.size <= 0 || m.size > ConcurrentMaxBytes || r.ss.s.mustStream(k) {
+func (r *imapRunner) submit(ctx context.Context, m imapMeta, k imapMsgKey) error {
+	if !r.batchable(m, k) {
 		if err := r.wait(ctx); err != nil {
 			return err
 		}
 		return r.ss.process(ctx, r.h, m)
 	}
+	if err := r.slot(ctx); err != nil {
+		return err
+	}
+	body, ok, err := r.ss.fetchBody(ctx, m, k)
+	if err != nil || !ok {
+		return err
+	}
+	return r.start(ctx, m, k, body)
+}
+
+// submitGroup reads the bodies of ms (batchable messages in UID order) with
+// one UID FETCH and starts their handlers in order. A message the answer
+// left out (expunged meanwhile, say) is fetched again alone, which records
+// the failure if it is still missing. It returns an error that ends the
+// session.
+func (r *imapRunner) submitGroup(ctx context.Context, ms []imapMeta) error {
+	key := func(m imapMeta) imapMsgKey { return imapMsgKey{r.ss.uidValidity, uint32(m.uid)} }
+	if len(ms) == 1 {
+		return r.submit(ctx, ms[0], key(ms[0]))
+	}
+	// The bodies are read before any slot is waited for: at most
+	// imapBodyBatchBytes more than the handlers in flight hold.
+	bodies, ferr := r.ss.fetchBodies(ms)
+	if ferr != nil {
+		// The session ends, but the messages read whole before the failure
+		// are handled, as they would have been one by one; their moves are
+		// left for the next session.
+		r.connErr = ferr
+	}
+	for _, m := range ms {
+		if err := ctx.Err(); err != nil {
+			return err // read, not handled: untouched, as if never fetched
+		}
+		body, ok := bodies[m.uid]
+		delete(bodies, m.uid)
+		var err error
+		switch {
+		case !ok && ferr != nil:
+			return ferr // not read: the later ones wait for the next session
+		case !ok:
+			err = r.submit(ctx, m, key(m))
+		default:
+			err = r.start(ctx, m, key(m), body)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return ferr
+}
+
+// slot waits until fewer than max jobs are in flight, moving the messages
+// of the jobs that finish.
+func (r *imapRunner) slot(ctx context.Context) error {
 	for r.inflight >= r.max {
 		if err := r.settle(ctx, <-r.results); err != nil {
 			return err
 		}
 	}
-	body, ok, err := r.ss.fetchBody(ctx, m, k)
-	if err != nil || !ok {
+	return nil
+}
+
+// start starts the handler of message m, read whole into body, once every
+// earlier message sharing one of its ordering keys is done.
+func (r *imapRunner) start(ctx context.Context, m imapMeta, k imapMsgKey, body []byte) (err error) {
+	if err := r.slot(ctx); err != nil {
 		return err
 	}
 	keys, ok := r.keys(body, k)
@@ -89,24 +166,75 @@ func (r *imapRunner) submit(ctx context.Context, m imapMeta, k imapMsgKey) (err 
 			}
 		}()
 	}
-	var before []chan struct{}
-	done := make(chan struct{})
+	// A key given twice is one key, held to the end if either says so.
+	merged := make([]OrderKey, 0, len(keys))
 	for _, key := range keys {
-		if c, ok := r.last[key]; ok && c != done { // a key given twice is one key
-			before = append(before, c)
+		if i := slices.IndexFunc(merged, func(o OrderKey) bool { return o.Name == key.Name }); i >= 0 {
+			merged[i].AtTurn = merged[i].AtTurn && key.AtTurn
+			merged[i].Released = merged[i].Released && key.Released
+		} else {
+			merged = append(merged, key)
 		}
-		r.last[key] = done
+	}
+	// done is closed when the handler returns, released when it called
+	// Fetched.Release or returned: the next message that shares a key waits
+	// for one or the other, as this one's key says; and it waits before it
+	// begins (before) or in Fetched.Turn (atTurn), as its own key says.
+	done, released := make(chan struct{}), make(chan struct{})
+	var before, atTurn []chan struct{}
+	for _, key := range merged {
+		if c, ok := r.last[key.Name]; ok {
+			if key.AtTurn {
+				atTurn = append(atTurn, c)
+			} else {
+				before = append(before, c)
+			}
+		}
+		if key.Released {
+			r.last[key.Name] = released
+		} else {
+			r.last[key.Name] = done
+		}
 	}
 	r.inflight++
 	j := &imapJob{m: m, k: k, body: body}
 	go func() {
+		// holding: this goroutine holds a handler slot (r.sem). Turn waits
+		// without one, so that a message waiting for an earlier one never
+		// keeps that one from a slot.
+		holding := false
+		var turnOnce, releaseOnce sync.Once
+		turn := func() {
+			turnOnce.Do(func() {
+				if len(atTurn) == 0 {
+					return
+				}
+				if holding {
+					<-r.sem
+				}
+				for _, c := range atTurn {
+					<-c
+				}
+				if holding {
+					r.sem <- struct{}{}
+				}
+			})
+		}
+		release := func() {
+			releaseOnce.Do(func() {
+				turn() // the order holds through a message that never took its turn
+				close(released)
+			})
+		}
 		defer func() { r.results <- j }()
 		defer close(done)
+		defer release()
 		for _, c := range before {
 			<-c
 		}
 		r.sem <- struct{}{}
-		defer func() { <-r.sem }()
+		holding = true
+		defer func() { <-r.sem; holding = false }()
 		if ctx.Err() != nil {
 			j.herr = errNotBegun // shutting down: left for the next run
 			return
@@ -122,6 +250,8 @@ func (r *imapRunner) submit(ctx context.Context, m imapMeta, k imapMsgKey) (err 
 			Size:         int64(len(j.body)),
 			Body:         bytes.NewReader(j.body),
 			Raw:          j.body,
+			Turn:         turn,
+			Release:      release,
 		})
 		j.body = nil
 	}()
@@ -129,7 +259,7 @@ func (r *imapRunner) submit(ctx context.Context, m imapMeta, k imapMsgKey) (err 
 }
 
 // keys calls the Source's key function; ok is false when it panicked.
-func (r *imapRunner) keys(body []byte, k imapMsgKey) (keys []string, ok bool) {
+func (r *imapRunner) keys(body []byte, k imapMsgKey) (keys []OrderKey, ok bool) {
 	defer func() {
 		if p := recover(); p != nil {
 			r.ss.log.Error("ordering keys panicked; the message is handled alone",
@@ -246,4 +376,86 @@ func (ss *imapSession) fetchBody(ctx context.Context, m imapMeta, k imapMsgKey) 
 		return nil, false, cerr
 	}
 	return buf.Bytes(), true, nil
+}
+
+// fetchBodies reads the bodies of ms, each whole, with one UID FETCH. A
+// message the answer leaves out is missing from the map (the caller fetches
+// it alone). err ends the session: the connection failed, or a body came
+// larger than ConcurrentMaxBytes (it is then streamed on the next attempt,
+// as in fetchBody); the map then holds the bodies read whole before.
+func (ss *imapSession) fetchBodies(ms []imapMeta) (map[imap.UID][]byte, error) {
+	uids := make([]imap.UID, len(ms))
+	asked := make(map[imap.UID]bool, len(ms))
+	for i, m := range ms {
+		uids[i] = m.uid
+		asked[m.uid] = true
+	}
+	bodies := make(map[imap.UID][]byte, len(ms))
+	// blame is the message being read when the session failed (every
+	// message of the batch when its UID was not known yet): a failure is
+	// recorded for it, and with tooBig (a body larger than allowed) it is
+	// streamed on the next attempt.
+	var blame []imap.UID
+	tooBig := false
+	culprit := func(uid imap.UID) []imap.UID {
+		if uid == 0 {
+			return uids
+		}
+		return []imap.UID{uid}
+	}
+	err := ss.guard("fetch bodies", func() error {
+		cmd := ss.c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{
+			UID:         true,
+			BodySection: []*imap.FetchItemBodySection{{Peek: true}},
+		})
+		for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+			var uid imap.UID
+			var body []byte
+			// The literal must be consumed before the next Next() (#667).
+			for item := msg.Next(); item != nil; item = msg.Next() {
+				switch it := item.(type) {
+				case imapclient.FetchItemDataUID:
+					uid = it.UID
+				case imapclient.FetchItemDataBodySection:
+					if it.Literal == nil {
+						continue
+					}
+					if it.Literal.Size() > ConcurrentMaxBytes {
+						// Listed smaller: not read (the session ends).
+						blame, tooBig = culprit(uid), true
+						return fmt.Errorf("uid %d: body of %d bytes, listed at most %d: streamed on the next attempt",
+							uid, it.Literal.Size(), int64(ConcurrentMaxBytes))
+					}
+					var buf bytes.Buffer
+					buf.Grow(int(it.Literal.Size()) + bytes.MinRead)
+					if _, err := buf.ReadFrom(&imapBody{r: it.Literal, size: it.Literal.Size()}); err != nil {
+						blame = culprit(uid)
+						return fmt.Errorf("uid %d: %w", uid, err) // the connection is gone
+					}
+					body = buf.Bytes()
+				}
+			}
+			if uid != 0 && body != nil && asked[uid] {
+				bodies[uid] = body
+			}
+		}
+		return cmd.Close()
+	})
+	if ie, failed := imapCommandFailed(err); failed && blame == nil {
+		// NO or BAD (a message expunged meanwhile, say): the bodies read
+		// are whole; the rest are fetched alone.
+		ss.log.Warn("imap fetch completed with an error", slog.Int("messages", len(ms)), slog.Any("err", ie))
+		return bodies, nil
+	}
+	if err != nil {
+		for _, u := range blame {
+			k := imapMsgKey{ss.uidValidity, uint32(u)}
+			ss.s.recordFailure(k, imapStageNew)
+			if tooBig {
+				ss.s.streamNext(k)
+			}
+		}
+		return bodies, err
+	}
+	return bodies, nil
 }

@@ -112,10 +112,10 @@ func TestIMAPSourceConcurrent(t *testing.T) {
 				}
 				opts = append(opts, WithDialer(faults.dialer()))
 			}
-			keys := func(raw []byte) []string {
+			keys := func(raw []byte) []OrderKey {
 				if m := imapTestGroupRE.FindSubmatch(raw); m != nil {
 					g := string(m[1])
-					return []string{g, "group:" + g, g} // a key twice is one key
+					return orderKeys(g, "group:"+g, g) // a key twice is one key
 				}
 				return nil
 			}
@@ -190,7 +190,7 @@ func TestIMAPSourceConcurrentShutdown(t *testing.T) {
 		raws[id] = imapGroupMessage(id, "one", 500, "")
 		ts.appendMsg("INBOX", raws[id], time.Now())
 	}
-	keys := func(raw []byte) []string { return []string{"one"} }
+	keys := func(raw []byte) []OrderKey { return orderKeys("one") }
 	entered := make(chan string, 6)
 	release := make(chan struct{})
 	var mu sync.Mutex
@@ -285,7 +285,7 @@ func TestIMAPSourceConcurrentListedSmaller(t *testing.T) {
 	}
 	rec := &imapRecorder{}
 	src := NewSource(imapTestConfig(ts), newIMAPCheckpoints(), imapTestLog(t),
-		WithConcurrency(4, func([]byte) []string { return nil }))
+		WithConcurrency(4, func([]byte) []OrderKey { return nil }))
 	stop := imapRunSource(t, src, rec.handle)
 	imapWaitFor(t, 20*time.Second, "all handled", func() bool { return src.Stats().Handled == uint64(len(raws)) })
 	stop()
@@ -326,7 +326,7 @@ func TestIMAPSourceConcurrentMoveRefused(t *testing.T) {
 		return rec.handle(ctx, f)
 	}
 	src := NewSource(imapTestConfig(ts), newIMAPCheckpoints(), imapTestLog(t), WithClock(clock.Now),
-		WithConcurrency(4, func([]byte) []string { return nil }))
+		WithConcurrency(4, func([]byte) []OrderKey { return nil }))
 	imapRunSource(t, src, h)
 	select {
 	case <-entered:
@@ -376,7 +376,7 @@ func TestIMAPSourceConcurrentMovesTogether(t *testing.T) {
 	}
 	rec := &imapRecorder{}
 	src := NewSource(imapTestConfig(ts), newIMAPCheckpoints(), imapTestLog(t),
-		WithConcurrency(4, func([]byte) []string { return nil }))
+		WithConcurrency(4, func([]byte) []OrderKey { return nil }))
 	stop := imapRunSource(t, src, rec.handle)
 	imapWaitFor(t, 10*time.Second, "all handled", func() bool { return src.Stats().Handled == n })
 	stop()
@@ -384,4 +384,13 @@ func TestIMAPSourceConcurrentMovesTogether(t *testing.T) {
 	if got := moves.Load(); got < 1 || got > n/4 {
 		t.Errorf("%d UID MOVE commands for %d messages, want a few", got, n)
 	}
+}
+
+// orderKeys are keys held until the handler returns.
+func orderKeys(names ...string) []OrderKey {
+	keys := make([]OrderKey, len(names))
+	for i, n := range names {
+		keys[i] = OrderKey{Name: n}
+	}
+	return keys
 }

@@ -522,6 +522,18 @@ func (ss *imapSession) batch(ctx context.Context, h Handler, run *imapRunner, ba
 	if err != nil {
 		return err
 	}
+	// group collects new messages to be read with one UID FETCH
+	// (handlers overlap): runs of batchable ones, in UID order.
+	var group []imapMeta
+	var groupBytes int64
+	flush := func() error {
+		g := group
+		group, groupBytes = nil, 0
+		if len(g) == 0 {
+			return nil
+		}
+		return run.submitGroup(ctx, g)
+	}
 	for _, u := range due {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -531,16 +543,31 @@ func (ss *imapSession) batch(ctx context.Context, h Handler, run *imapRunner, ba
 			continue // expunged or deleted by another client meanwhile
 		}
 		k := imapMsgKey{ss.uidValidity, uint32(m.uid)}
-		if stage, _ := ss.s.retryState(k); run != nil && stage == imapStageNew {
-			err = run.submit(ctx, m, k)
-		} else {
-			err = ss.process(ctx, h, m)
+		stage, _ := ss.s.retryState(k)
+		switch {
+		case run != nil && stage == imapStageNew && run.batchable(m, k):
+			if len(group) == imapBodyBatch || groupBytes+m.size > imapBodyBatchBytes {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+			group = append(group, m)
+			groupBytes += m.size
+			continue
+		case run != nil && stage == imapStageNew:
+			if err = flush(); err == nil {
+				err = run.submit(ctx, m, k)
+			}
+		default:
+			if err = flush(); err == nil {
+				err = ss.process(ctx, h, m)
+			}
 		}
 		if err != nil {
 			return err
 		}
 	}
-	return nil
+	return flush()
 }
 
 // fetchMeta reads UID, FLAGS, INTERNALDATE and RFC822.SIZE of uids.

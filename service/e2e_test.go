@@ -717,3 +717,64 @@ func e2eTextOf(t *testing.T, raw []byte) string {
 	}
 	return b.String()
 }
+
+// TestE2EBacklogFirstComeFirstServed: one customer's backlog of 24 messages,
+// all answering the same thread, handled four at a time. Their parsing and
+// mail composition overlap (takeTurn, releaseOrder), with jitter injected on
+// both sides of the release, yet the tickets are numbered, and the IMACs
+// among them given their quota places, in arrival order.
+func TestE2EBacklogFirstComeFirstServed(t *testing.T) {
+	e := newE2E(t, localmail.IMAPOptions{})
+	msgs := e2eMessages(24)
+	imac := map[string]bool{}
+	for i := range msgs {
+		raw := "In-Reply-To: <thread-root@mail.acme.co.il>\r\n" + string(msgs[i].Raw)
+		if i%3 == 0 {
+			head, rest, _ := strings.Cut(raw, "\r\nSubject: ")
+			_, rest, _ = strings.Cut(rest, "\r\n")
+			raw = head + fmt.Sprintf("\r\nSubject: New employee %02d: laptop\r\n", i) + rest
+			raw = strings.Replace(raw, "\r\n\r\n", "\r\n\r\nA new employee starts on Monday; please install a laptop.\r\n", 1)
+			imac[msgs[i].MessageID] = true
+		}
+		msgs[i].Raw = []byte(raw)
+		e.deliver(msgs[i].Raw, msgs[i].Received)
+	}
+	var jitter atomic.Int64
+	run := e.start(service.Options{IMAPWorkers: 4}, 0, func(g *service.Gateway) {
+		g.Pipeline.FaultHook = func(step string, m *domain.Message) error {
+			if step == "before-create" || step == "after-create" || step == "before-enqueue" {
+				time.Sleep(time.Duration(jitter.Add(7)%3) * time.Millisecond)
+			}
+			return nil
+		}
+	})
+	defer e.stop(run)
+	e.waitAllProcessed(msgs)
+	e.assertExactlyOnce(msgs)
+
+	byID := map[string]domain.Ticket{}
+	for _, o := range e.outcomes.snapshot() {
+		if o.Created {
+			byID[o.Decision.Msg.MessageID] = o.Ticket
+		}
+	}
+	lastQuota := 0
+	for i, m := range msgs {
+		tk, ok := byID[m.MessageID]
+		if !ok {
+			t.Fatalf("message %d: no ticket created", i)
+		}
+		if want := fmt.Sprintf("ACME-%04d", i+1); tk.ID != want {
+			t.Errorf("message %d (arrival order) got ticket %s, want %s", i, tk.ID, want)
+		}
+		if imac[m.MessageID] {
+			if tk.Category != domain.IMAC {
+				t.Fatalf("message %d: %s, want an IMAC", i, tk.Category)
+			}
+			if tk.IMACQuotaUse <= lastQuota {
+				t.Errorf("message %d: IMAC %d of the month after an earlier message's %d: places not in arrival order", i, tk.IMACQuotaUse, lastQuota)
+			}
+			lastQuota = tk.IMACQuotaUse
+		}
+	}
+}

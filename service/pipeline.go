@@ -20,7 +20,10 @@ import (
 type Store interface {
 	Processed(ctx context.Context, ref store.SourceRef) (string, bool, error)
 	MarkProcessed(ctx context.Context, ref store.SourceRef, ticketID string) error
-	CreateTicket(ctx context.Context, nt store.NewTicket) (domain.Ticket, bool, error)
+	// CreateTicketAck is CreateTicket and, with ack, AllowAck, in one
+	// round trip where it can. A wrapper that changes one of those must
+	// change it too.
+	CreateTicketAck(ctx context.Context, nt store.NewTicket, ack *store.AckLimit) (domain.Ticket, bool, bool, error)
 	IndexMessageIDs(ctx context.Context, ticketID string, ids ...string) error
 	Enqueue(ctx context.Context, e store.OutboxEntry, now time.Time) (bool, error)
 	// CommitMessage is IndexMessageIDs, Enqueue of each entry and
@@ -138,7 +141,7 @@ func (p *Pipeline) Handle(ctx context.Context, f *ingest.Fetched) error {
 		mark = &pendingMark{ref: ref}
 		ctx = withPendingMark(ctx, mark)
 	}
-	out, err := p.process(ctx, m, raw)
+	out, err := p.process(withOrder(ctx, f), m, raw)
 	if err != nil {
 		return err
 	}
@@ -174,6 +177,9 @@ func (p *Pipeline) process(ctx context.Context, m *domain.Message, raw *Original
 	log := p.Log.With("message_id", m.MessageID, "from", m.From.Addr, "contract", dec.Class.Contract)
 	staff := dec.Class.AckReason == classify.ReasonStaff
 	automatic := m.Auto != domain.Human || dec.Class.AckReason == string(domain.Loop) || dec.Class.AckReason == string(domain.Self)
+	// Parsed and classified side by side with the sender's earlier mail;
+	// from here on in its order (OrderKeys), up to releaseOrder.
+	takeTurn(ctx)
 	t, signal, found, err := p.thread(ctx, m, dec.Class.Contract, staff)
 	if err != nil {
 		return Outcome{}, err
@@ -239,10 +245,29 @@ func (p *Pipeline) openTicketRef(ctx context.Context, dec Decision, raw *Origina
 		nt.IMAC = &store.IMACRequest{Candidates: dec.IMACCandidates, MonthlyQuota: plan.MonthlyQuota, PerVisit: plan.PerVisit, Policy: plan.OverQuota}
 		nt.Ticket.IMACQuota = plan.MonthlyQuota
 	}
-	ticket, created, err := p.Store.CreateTicket(ctx, nt)
+	// At most limits.acks_per_sender_per_hour acknowledgements per sender,
+	// counted at the messages' arrival times, in the same round trip;
+	// asking again for the same message after a crash gives the same
+	// answer.
+	var ack *store.AckLimit
+	if dec.Class.Ack {
+		limit := p.Cfg.Limits.AcksPerSenderPerHour
+		if limit <= 0 {
+			limit = 5
+		}
+		ack = &store.AckLimit{Sender: strings.ToLower(m.From.Addr), MsgKey: nt.DedupKey, At: m.Received, Limit: limit, Window: time.Hour}
+	}
+	if err := p.fault("before-create", m); err != nil {
+		return Outcome{}, err
+	}
+	ticket, created, allowed, err := p.Store.CreateTicketAck(ctx, nt, ack)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("create ticket: %w", err)
 	}
+	// Numbered, its IMAC place reserved and its acknowledgement counted:
+	// what is left (composing and queueing this message's mail) need not
+	// hold back the sender's next message (OrderKeys).
+	releaseOrder(ctx)
 	if err := p.fault("after-create", m); err != nil {
 		return Outcome{}, err
 	}
@@ -266,23 +291,10 @@ func (p *Pipeline) openTicketRef(ctx context.Context, dec Decision, raw *Origina
 	if m.MessageID != "" {
 		ids = append(ids, m.MessageID)
 	}
-	if dec.Class.Ack {
-		// At most limits.acks_per_sender_per_hour acknowledgements per
-		// sender, counted at the messages' arrival times; asking again for
-		// the same message after a crash gives the same answer.
-		limit := p.Cfg.Limits.AcksPerSenderPerHour
-		if limit <= 0 {
-			limit = 5
-		}
-		ok, err := p.Store.AllowAck(ctx, strings.ToLower(m.From.Addr), dedupKey(m, raw), m.Received, limit, time.Hour)
-		if err != nil {
-			return out, err
-		}
-		if !ok {
-			log.Info("acknowledgement suppressed by the per-sender rate limit", "limit_per_hour", limit)
-			out.Decision.Class.Ack, out.Decision.Class.AckReason = false, ReasonRateLimit
-			dec = out.Decision
-		}
+	if ack != nil && !allowed {
+		log.Info("acknowledgement suppressed by the per-sender rate limit", "limit_per_hour", ack.Limit)
+		out.Decision.Class.Ack, out.Decision.Class.AckReason = false, ReasonRateLimit
+		dec = out.Decision
 	}
 	// Composition is deterministic: an error here (a malformed address
 	// the customer wrote, a template an admin broke) would fail every retry

@@ -356,16 +356,16 @@ func (s *rebuildStore) TicketByMessageID(ctx context.Context, id string) (string
 	return tk.ID, true, nil
 }
 
-// CreateTicket stores the ticket with its future timers and keeps the
+// CreateTicketAck stores the ticket with its future timers and keeps the
 // past ones for the replay.
-func (s *rebuildStore) CreateTicket(ctx context.Context, nt store.NewTicket) (domain.Ticket, bool, error) {
+func (s *rebuildStore) CreateTicketAck(ctx context.Context, nt store.NewTicket, ack *store.AckLimit) (domain.Ticket, bool, bool, error) {
 	future, past := s.r.split(nt.Timers)
 	nt.Timers = future
-	t, created, err := s.Store.CreateTicket(ctx, nt)
+	t, created, allowed, err := s.Store.CreateTicketAck(ctx, nt, ack)
 	if err == nil && created {
 		s.r.keepPast(t.Contract, t.ID, past)
 	}
-	return t, created, err
+	return t, created, allowed, err
 }
 
 // UpdateTicket applies the change with its future timers; past timers

@@ -132,7 +132,7 @@ func TestRedisRoundTripsPerMessage(t *testing.T) {
 		path string
 		max  int
 	}{
-		{"store new ticket (ack + forward)", 5},
+		{"store new ticket (ack + forward)", 3},
 		{"outbox: send its two mails", 3},
 	}
 

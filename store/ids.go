@@ -85,16 +85,32 @@ return redis.call('HGET', KEYS[1], ARGV[1])
 // already does. It asks Redis every time (one round trip), so that the
 // record is rewritten should Redis have lost it.
 func (s *Store) claimPrefix(ctx context.Context, prefix, contract string) error {
-	up := strings.ToUpper(prefix)
-	want := prefixOwner{Contract: contract, Prefix: prefix}
-	b, err := json.Marshal(want)
+	up, b, err := prefixClaim(prefix, contract)
 	if err != nil {
-		return fmt.Errorf("encode prefix owner: %w", err)
+		return err
 	}
 	raw, err := claimPrefixScript.Run(ctx, s.rdb, []string{s.k.prefixes()}, up, b).Text()
 	if err != nil {
 		return fmt.Errorf("record ticket prefix %s: %w", prefix, err)
 	}
+	return s.claimed(prefix, contract, raw)
+}
+
+// prefixClaim is claimPrefixScript's arguments: the upper-cased prefix and
+// the owner's JSON.
+func prefixClaim(prefix, contract string) (up string, owner []byte, err error) {
+	owner, err = json.Marshal(prefixOwner{Contract: contract, Prefix: prefix})
+	if err != nil {
+		return "", nil, fmt.Errorf("encode prefix owner: %w", err)
+	}
+	return strings.ToUpper(prefix), owner, nil
+}
+
+// claimed records the owner of prefix that claimPrefixScript answered (raw)
+// and checks that it is contract.
+func (s *Store) claimed(prefix, contract, raw string) error {
+	up := strings.ToUpper(prefix)
+	want := prefixOwner{Contract: contract, Prefix: prefix}
 	var got prefixOwner
 	if err := json.Unmarshal([]byte(raw), &got); err != nil {
 		return fmt.Errorf("decode ticket prefix %s: %w", prefix, err)
@@ -106,6 +122,14 @@ func (s *Store) claimPrefix(ctx context.Context, prefix, contract string) error 
 		return fmt.Errorf("ticket prefix %s: already used as %s by contract %q", prefix, got.Prefix, got.Contract)
 	}
 	return nil
+}
+
+// knownOwner reports whether this Store has seen prefix claimed by
+// contract.
+func (s *Store) knownOwner(prefix, contract string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.prefixes[strings.ToUpper(prefix)] == prefixOwner{Contract: contract, Prefix: prefix}
 }
 
 func (s *Store) lookupPrefix(ctx context.Context, up string) (prefixOwner, error) {

@@ -105,6 +105,27 @@ type NewTicket struct {
 // ticket and created=false. It returns ErrNoIMACSlot (wrapped) when no
 // candidate day fits; nothing is stored then.
 func (s *Store) CreateTicket(ctx context.Context, nt NewTicket) (t domain.Ticket, created bool, err error) {
+	t, created, _, err = s.CreateTicketAck(ctx, nt, nil)
+	return t, created, err
+}
+
+// AckLimit asks CreateTicketAck to apply the per-sender acknowledgement
+// rate limit as AllowAck(Sender, MsgKey, At, Limit, Window) would.
+type AckLimit struct {
+	Sender, MsgKey string
+	At             time.Time
+	Limit          int
+	Window         time.Duration
+}
+
+// CreateTicketAck is CreateTicket and, with ack, AllowAck, in one round
+// trip once the ticket's prefix is known to belong to its contract (the
+// first ticket of a prefix in a process claims it first, a round trip of
+// its own). The prefix is claimed again in the same round trip, so that
+// Redis keeps the record should it have lost it. allowed is AllowAck's
+// answer (false without ack), and is counted even when the ticket is not
+// created: asking again for the same message gives the same answer.
+func (s *Store) CreateTicketAck(ctx context.Context, nt NewTicket, ack *AckLimit) (t domain.Ticket, created, allowed bool, err error) {
 	contract := nt.Ticket.Contract
 	prefix := nt.Prefix
 	if prefix == "" && contract == "" {
@@ -112,24 +133,31 @@ func (s *Store) CreateTicket(ctx context.Context, nt NewTicket) (t domain.Ticket
 	}
 	switch {
 	case contract == unknownContract:
-		return t, false, fmt.Errorf("create ticket: contract id %q is reserved", contract)
+		return t, false, false, fmt.Errorf("create ticket: contract id %q is reserved", contract)
 	case !ValidPrefix(prefix):
-		return t, false, fmt.Errorf("create ticket: invalid ticket prefix %q", prefix)
+		return t, false, false, fmt.Errorf("create ticket: invalid ticket prefix %q", prefix)
 	case nt.DedupKey == "":
-		return t, false, errors.New("create ticket: empty dedup key")
+		return t, false, false, errors.New("create ticket: empty dedup key")
+	case ack != nil && (ack.Limit <= 0 || ack.Window < time.Millisecond || ack.MsgKey == ""):
+		return t, false, false, fmt.Errorf("rate limit %s: invalid limit %d, window %v or empty message key", ack.Sender, ack.Limit, ack.Window)
 	}
 	for _, tm := range nt.Timers {
 		if !validKind(tm.Kind) || tm.Due.IsZero() {
-			return t, false, fmt.Errorf("create ticket: invalid timer %q at %v", tm.Kind, tm.Due)
+			return t, false, false, fmt.Errorf("create ticket: invalid timer %q at %v", tm.Kind, tm.Due)
 		}
 	}
 	if nt.IMAC != nil {
 		if err := nt.IMAC.validate(); err != nil {
-			return t, false, fmt.Errorf("create ticket: %w", err)
+			return t, false, false, fmt.Errorf("create ticket: %w", err)
 		}
 	}
-	if err := s.claimPrefix(ctx, prefix, contract); err != nil {
-		return t, false, fmt.Errorf("create ticket: %w", err)
+	// A prefix this Store has not seen claimed by the contract is claimed
+	// before anything is stored under it.
+	known := s.knownOwner(prefix, contract)
+	if !known {
+		if err := s.claimPrefix(ctx, prefix, contract); err != nil {
+			return t, false, false, fmt.Errorf("create ticket: %w", err)
+		}
 	}
 
 	tk := nt.Ticket
@@ -139,11 +167,11 @@ func (s *Store) CreateTicket(ctx context.Context, nt NewTicket) (t domain.Ticket
 	}
 	body, err := jsonMembers(tk, "id")
 	if err != nil {
-		return t, false, fmt.Errorf("create ticket: %w", err)
+		return t, false, false, fmt.Errorf("create ticket: %w", err)
 	}
 	ev, err := json.Marshal(nt.Event)
 	if err != nil {
-		return t, false, fmt.Errorf("create ticket: encode event: %w", err)
+		return t, false, false, fmt.Errorf("create ticket: encode event: %w", err)
 	}
 
 	reserve := ""
@@ -156,25 +184,79 @@ func (s *Store) CreateTicket(ctx context.Context, nt NewTicket) (t domain.Ticket
 		args = append(args, tm.Kind, ms(tm.Due))
 	}
 	args = appendCandidates(args, nt.IMAC)
-
 	k := []string{s.k.seq(contract), s.k.tickets(contract), s.k.events(contract), s.k.dedup(contract), s.k.timers(contract), s.k.imac(contract)}
-	res, err := createScript.Run(ctx, s.rdb, k, args...).StringSlice()
+
+	// One pipeline of EVALSHAs. A script Redis does not have (NOSCRIPT:
+	// it restarted) ran nothing, and is run again with EVAL, which loads it.
+	type call struct {
+		script *redis.Script
+		keys   []string
+		args   []any
+		cmd    *redis.Cmd
+	}
+	var claim, create, limit *call
+	if known {
+		up, owner, err := prefixClaim(prefix, contract)
+		if err != nil {
+			return t, false, false, err
+		}
+		claim = &call{script: claimPrefixScript, keys: []string{s.k.prefixes()}, args: []any{up, owner}}
+	}
+	create = &call{script: createScript, keys: k, args: args}
+	if ack != nil {
+		limit = &call{script: allowAckScript, keys: []string{s.k.rateLimit(ack.Sender)},
+			args: []any{ms(ack.At), ack.Window.Milliseconds(), ack.Limit, ack.MsgKey}}
+	}
+	calls := []*call{claim, create, limit}
+	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, c := range calls {
+			if c != nil {
+				c.cmd = c.script.EvalSha(ctx, p, c.keys, c.args...)
+			}
+		}
+		return nil
+	})
+	for _, c := range calls {
+		if c != nil && redis.HasErrorPrefix(c.cmd.Err(), "NOSCRIPT") {
+			c.cmd = c.script.Eval(ctx, s.rdb, c.keys, c.args...)
+		}
+	}
+
+	if claim != nil {
+		raw, err := claim.cmd.Text()
+		if err != nil {
+			return t, false, false, fmt.Errorf("create ticket: record ticket prefix %s: %w", prefix, err)
+		}
+		if err := s.claimed(prefix, contract, raw); err != nil {
+			// Redis lost the record and another contract claimed the
+			// prefix since: this ticket is stored, but nothing more will be.
+			return t, false, false, fmt.Errorf("create ticket: %w", err)
+		}
+	}
+	res, err := create.cmd.StringSlice()
 	if err != nil {
 		if strings.Contains(err.Error(), "no imac slot") {
-			return t, false, fmt.Errorf("create ticket: %w: %w", ErrNoIMACSlot, err)
+			return t, false, false, fmt.Errorf("create ticket: %w: %w", ErrNoIMACSlot, err)
 		}
-		return t, false, fmt.Errorf("create ticket for contract %q: %w", contract, err)
+		return t, false, false, fmt.Errorf("create ticket for contract %q: %w", contract, err)
 	}
 	if len(res) != 3 {
-		return t, false, fmt.Errorf("create ticket: unexpected script reply %q", res)
+		return t, false, false, fmt.Errorf("create ticket: unexpected script reply %q", res)
 	}
 	if res[2] == "" {
-		return t, false, fmt.Errorf("create ticket: dedup key %q names missing ticket %s", nt.DedupKey, res[1])
+		return t, false, false, fmt.Errorf("create ticket: dedup key %q names missing ticket %s", nt.DedupKey, res[1])
 	}
 	if err := json.Unmarshal([]byte(res[2]), &t); err != nil {
-		return t, false, fmt.Errorf("decode ticket %s: %w", res[1], err)
+		return t, false, false, fmt.Errorf("decode ticket %s: %w", res[1], err)
 	}
-	return t, res[0] == "1", nil
+	if limit != nil {
+		n, err := limit.cmd.Int()
+		if err != nil {
+			return t, false, false, fmt.Errorf("rate limit %s: %w", ack.Sender, err)
+		}
+		allowed = n == 1
+	}
+	return t, res[0] == "1", allowed, nil
 }
 
 func clearIMAC(t *domain.Ticket) {

@@ -33,6 +33,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"syscall"
 	"time"
 
@@ -51,6 +52,7 @@ type options struct {
 	logLevel string
 	timeout  time.Duration
 	profile  string
+	trace    string
 	memprof  string
 	gctrace  bool
 	env      harness.EnvFlag
@@ -91,6 +93,7 @@ func main() {
 	flag.StringVar(&o.logLevel, "log-level", "info", "the gateway's log level: info or debug")
 	flag.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up on a run after this long")
 	flag.StringVar(&o.profile, "profile", "", "inproc: write a CPU profile of the drain to this file (of the last run)")
+	flag.StringVar(&o.trace, "trace", "", "inproc: write an execution trace (runtime/trace) of the drain to this file (of the last run)")
 	flag.StringVar(&o.memprof, "memprofile", "", "inproc: write an allocation profile (alloc_space) at the end to this file (of the last run)")
 	flag.BoolVar(&o.gctrace, "gctrace", false, "process: run the gateway with GODEBUG=gctrace=1 and report its garbage collection CPU")
 	flag.Var(&o.env, "gateway-env", "KEY=VALUE added to the gateway process's environment, e.g. GOGC=400 (repeatable)")
@@ -112,8 +115,8 @@ func (o options) validate() error {
 		return fmt.Errorf("-runs %d: want 1..50", o.runs)
 	case o.timeout <= 0 || o.timeout > time.Hour:
 		return fmt.Errorf("-timeout %s: want up to 1h", o.timeout)
-	case (o.profile != "" || o.memprof != "") && o.mode != "inproc":
-		return errors.New("-profile and -memprofile need -mode inproc (the gateway binary has no profiling endpoint)")
+	case (o.profile != "" || o.memprof != "" || o.trace != "") && o.mode != "inproc":
+		return errors.New("-profile, -memprofile and -trace need -mode inproc (the gateway binary has no profiling endpoint)")
 	case (len(o.env) > 0 || o.gctrace) && o.mode != "process":
 		return errors.New("-gateway-env and -gctrace need -mode process")
 	case o.attachment < 0 || o.attachment > 1<<30:
@@ -252,9 +255,9 @@ func idleCost(ctx context.Context, o options, dir string) (cpu time.Duration, rs
 }
 
 func oneRun(ctx context.Context, o options, root, dir string, lastRun bool) (res result, err error) {
-	profile, memprof := "", ""
+	profile, memprof, tracePath := "", "", ""
 	if lastRun {
-		profile, memprof = o.profile, o.memprof
+		profile, memprof, tracePath = o.profile, o.memprof, o.trace
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
@@ -362,6 +365,27 @@ func oneRun(ctx context.Context, o options, root, dir string, lastRun bool) (res
 				}
 				fmt.Printf("cpu profile of the drain written to %s\n", profile)
 				return nil
+			}
+		}
+		if tracePath != "" {
+			f, err := os.Create(tracePath)
+			if err != nil {
+				return res, err
+			}
+			if err := trace.Start(f); err != nil {
+				f.Close()
+				return res, fmt.Errorf("start trace: %w", err)
+			}
+			stopCPU := stopProfile
+			stopProfile = func() error {
+				trace.Stop()
+				err := f.Close()
+				if err != nil {
+					err = fmt.Errorf("write trace: %w", err)
+				} else {
+					fmt.Printf("execution trace of the drain written to %s\n", tracePath)
+				}
+				return errors.Join(stopCPU(), err)
 			}
 		}
 		self0 = selfCPU()
