@@ -103,7 +103,9 @@ func mailFold(name, value string) (string, error) {
 // separator becomes a space, runs of spaces collapse, and invalid UTF-8 is
 // replaced. The result never contains a line break.
 func mailOneLine(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
+	if !utf8.ValidString(s) { // ToValidUTF8 copies even valid text
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
 	var b strings.Builder
 	b.Grow(len(s))
 	space := false

@@ -11,6 +11,7 @@ import (
 	"io"
 	"mime"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/emersion/go-message/textproto"
 )
@@ -43,7 +44,9 @@ func mailContentType(mediaType string, params map[string]string) string {
 // when most bytes are non-ASCII (Hebrew quoted-printable is three times the
 // size of base64's 4/3). It returns the part's header and encoded body.
 func mailTextPart(mediaType, text string) (textproto.Header, []byte) {
-	text = strings.ToValidUTF8(text, "\uFFFD")
+	if !utf8.ValidString(text) { // ToValidUTF8 copies even valid text
+		text = strings.ToValidUTF8(text, "\uFFFD")
+	}
 	var h textproto.Header
 	var body bytes.Buffer
 	body.Grow(len(text) + len(text)/8 + 64)

@@ -248,7 +248,7 @@ func (s *Sender) Send(ctx context.Context, env Envelope, raw []byte) error {
 	if err := smtpCheckEnvelope(env, raw); err != nil {
 		return &SendError{Op: "envelope", Err: err}
 	}
-	return s.send(ctx, env, int64(len(raw)), true, func(w io.Writer) error {
+	return s.send(ctx, env, int64(len(raw)), raw, func(w io.Writer) error {
 		_, err := w.Write(raw)
 		return err
 	})
@@ -269,7 +269,7 @@ func (s *Sender) SendStream(ctx context.Context, env Envelope, write func(io.Wri
 	if err := smtpCheckEnvelope(env, []byte{0}); err != nil {
 		return &SendError{Op: "envelope", Err: err}
 	}
-	return s.send(ctx, env, 0, false, write)
+	return s.send(ctx, env, 0, nil, write)
 }
 
 // ComposeError is the error of the function that composed a streamed
@@ -282,7 +282,11 @@ func (e *ComposeError) Unwrap() error { return e.Err }
 // send runs one delivery: size is the message size for the SIZE parameter
 // (0: unknown); replayable says whether write may be called again on a
 // fresh session.
-func (s *Sender) send(ctx context.Context, env Envelope, size int64, replayable bool, write func(io.Writer) error) error {
+// raw, when not nil, is the whole message (write writes it): it can be
+// sent again on a fresh session, and in one write with its envelope where
+// the server allows (BDAT).
+func (s *Sender) send(ctx context.Context, env Envelope, size int64, raw []byte, write func(io.Writer) error) error {
+	replayable := raw != nil
 	if err := s.acquire(ctx); err != nil {
 		return err
 	}
@@ -296,7 +300,7 @@ func (s *Sender) send(ctx context.Context, env Envelope, size int64, replayable 
 		if err != nil {
 			return err
 		}
-		written, committed, err := s.transact(ctx, conn, env, size, write)
+		written, committed, err := s.transact(ctx, conn, env, size, raw, write)
 		if err == nil {
 			s.put(conn)
 			s.log.Debug("smtp sent", "rcpts", len(env.To), "bytes", written,
@@ -518,7 +522,7 @@ func (s *Sender) dial(ctx context.Context) (*smtpConn, error) {
 // called. committed reports whether the end of the data was sent, after
 // which the server may have accepted the message even if the reply was
 // lost.
-func (s *Sender) transact(ctx context.Context, conn *smtpConn, env Envelope, size int64, write func(io.Writer) error) (written int64, committed bool, err error) {
+func (s *Sender) transact(ctx context.Context, conn *smtpConn, env Envelope, size int64, raw []byte, write func(io.Writer) error) (written int64, committed bool, err error) {
 	stop := context.AfterFunc(ctx, func() { _ = conn.nc.Close() })
 	defer func() {
 		if !stop() {
@@ -531,6 +535,9 @@ func (s *Sender) transact(ctx context.Context, conn *smtpConn, env Envelope, siz
 	if err != nil {
 		return -1, false, s.wrap(ctx, "mail", "", err)
 	}
+	if raw != nil && c.canChunk() && smtpChunkable(raw) {
+		return s.transactChunk(ctx, c, env, mail, raw)
+	}
 	r, err := c.envelope(mail, env.To)
 	if err != nil {
 		return -1, false, s.wrap(ctx, r.Op, r.Rcpt, err)
@@ -538,15 +545,7 @@ func (s *Sender) transact(ctx context.Context, conn *smtpConn, env Envelope, siz
 	if r.mail != nil {
 		return -1, false, s.wrap(ctx, "mail", "", r.mail)
 	}
-	var delivered []string
-	var failed []*SendError
-	for i, to := range env.To {
-		if r.rcpt[i] != nil {
-			failed = append(failed, s.wrap(ctx, "rcpt", to, r.rcpt[i]))
-			continue
-		}
-		delivered = append(delivered, to)
-	}
+	delivered, failed := s.recipients(ctx, env, r)
 	if len(delivered) == 0 {
 		return -1, false, &RecipientError{Failed: failed}
 	}
@@ -573,6 +572,47 @@ func (s *Sender) transact(ctx context.Context, conn *smtpConn, env Envelope, siz
 		return dw.n, true, &RecipientError{Delivered: delivered, Failed: failed}
 	}
 	return dw.n, true, nil
+}
+
+// transactChunk is transact's one round trip: the envelope and the whole
+// message in one write (smtpClient.chunk). Once the server answered
+// anything the message may have been taken, so a failure from then on is
+// committed: it is not sent again on a fresh session.
+func (s *Sender) transactChunk(ctx context.Context, c *smtpClient, env Envelope, mail string, raw []byte) (written int64, committed bool, err error) {
+	r, replied, err := c.chunk(mail, env.To, raw)
+	if err != nil {
+		if !replied {
+			return -1, false, s.wrap(ctx, r.Op, r.Rcpt, err)
+		}
+		return int64(len(raw)), true, s.wrap(ctx, r.Op, r.Rcpt, err)
+	}
+	if r.mail != nil {
+		return -1, false, s.wrap(ctx, "mail", "", r.mail)
+	}
+	delivered, failed := s.recipients(ctx, env, r)
+	if len(delivered) == 0 {
+		return -1, false, &RecipientError{Failed: failed}
+	}
+	if r.data != nil {
+		return -1, false, s.wrap(ctx, "data", "", r.data)
+	}
+	if len(failed) > 0 {
+		return int64(len(raw)), true, &RecipientError{Delivered: delivered, Failed: failed}
+	}
+	return int64(len(raw)), true, nil
+}
+
+// recipients splits the envelope's recipients into those the server
+// accepted and the refusals of the others.
+func (s *Sender) recipients(ctx context.Context, env Envelope, r smtpEnvelopeReplies) (delivered []string, failed []*SendError) {
+	for i, to := range env.To {
+		if r.rcpt[i] != nil {
+			failed = append(failed, s.wrap(ctx, "rcpt", to, r.rcpt[i]))
+			continue
+		}
+		delivered = append(delivered, to)
+	}
+	return delivered, failed
 }
 
 // smtpDataWriter counts the bytes written to the DATA writer and keeps its

@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"io"
 	"net"
 	"net/textproto"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -84,6 +87,20 @@ func (s *smtpScripted) serve() {
 		s.mu.Lock()
 		s.lines = append(s.lines, line)
 		s.mu.Unlock()
+		if f := strings.Fields(line); len(f) >= 2 && strings.EqualFold(f[0], "BDAT") {
+			// The chunk follows the command, whatever the reply.
+			n, err := strconv.Atoi(f[1])
+			if err != nil {
+				return
+			}
+			chunk := make([]byte, n)
+			if _, err := io.ReadFull(tc.R, chunk); err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.data = append(s.data, string(chunk))
+			s.mu.Unlock()
+		}
 		replies := s.answer(line, st)
 		if strings.HasPrefix(line, "DATA") && len(replies) == 1 && strings.HasPrefix(replies[0], "354") && st.holdUntil == "" {
 			if !send(replies) || !s.readData(tc) {
@@ -173,6 +190,11 @@ func smtpScriptedBasic(exts []string, rcptReply map[string]string, dataReply str
 			}
 			return []string{"354 go ahead"}
 		case line == ".":
+			return []string{"250 2.0.0 queued"}
+		case strings.HasPrefix(line, "BDAT"):
+			if dataReply != "" && !strings.HasPrefix(dataReply, "354") {
+				return []string{dataReply}
+			}
 			return []string{"250 2.0.0 queued"}
 		case strings.HasPrefix(line, "QUIT"):
 			return []string{"221 bye"}
@@ -544,4 +566,143 @@ func TestSenderDoesNotPoolClosedSession(t *testing.T) {
 	if n != 0 {
 		t.Fatalf("%d sessions pooled, want the closed one dropped", n)
 	}
+}
+
+// TestSendChunks: a server that offers CHUNKING and PIPELINING gets the
+// envelope and the message as one BDAT LAST chunk in one write (this server
+// holds every reply until it has read the chunk: a client waiting between
+// commands would hang), the message exactly as composed (no dot-stuffing);
+// refusals come out as with DATA, and after one the session is still in
+// step for the next message. A message DATA would change (a bare LF) goes
+// by DATA.
+func TestSendChunks(t *testing.T) {
+	exts := []string{"PIPELINING", "CHUNKING", "8BITMIME", "SIZE 1000000"}
+	raw := []byte("Subject: x\r\n\r\n.leading dot\r\nbody\r\n")
+	tests := []struct {
+		name      string
+		mail      string
+		rcpt      map[string]string
+		bdatReply string
+		raw       []byte
+		check     func(t *testing.T, err error)
+		wantLines []string // after EHLO, up to the first message's last command
+		wantData  string
+		next      bool // the session is kept: a second message goes through on it
+	}{
+		{name: "accepted", check: func(t *testing.T, err error) {
+			if err != nil {
+				t.Errorf("err = %v", err)
+			}
+		}, wantLines: []string{"MAIL FROM:<s@x.example> BODY=8BITMIME SIZE=34", "RCPT TO:<a@y.example>", "RCPT TO:<b@y.example>", "BDAT 34 LAST"},
+			wantData: string(raw), next: true},
+		{name: "mail refused", mail: "553 5.7.1 sender refused", rcpt: map[string]string{"a@y.example": "503 5.5.1 no mail", "b@y.example": "503 5.5.1 no mail"},
+			bdatReply: "503 5.5.1 no valid recipients", check: func(t *testing.T, err error) {
+				var se *SendError
+				if !errors.As(err, &se) || se.Op != "mail" || se.Code != 553 || IsTemporary(err) {
+					t.Errorf("err = %v, want a permanent MAIL refusal", err)
+				}
+			}, wantData: string(raw)},
+		{name: "one recipient refused", rcpt: map[string]string{"b@y.example": "550 5.1.1 unknown"}, check: func(t *testing.T, err error) {
+			var re *RecipientError
+			if !errors.As(err, &re) || strings.Join(re.Delivered, ",") != "a@y.example" || len(re.Failed) != 1 || re.Failed[0].Code != 550 {
+				t.Errorf("err = %v, want b refused for good, a delivered", err)
+			}
+		}, wantData: string(raw), next: true},
+		{name: "all recipients refused", rcpt: map[string]string{"a@y.example": "550 no", "b@y.example": "450 4.2.0 later"},
+			bdatReply: "554 5.5.1 no valid recipients", check: func(t *testing.T, err error) {
+				var re *RecipientError
+				if !errors.As(err, &re) || len(re.Delivered) != 0 || strings.Join(re.Retry(), ",") != "b@y.example" {
+					t.Errorf("err = %v, want both refused, b to retry", err)
+				}
+			}, wantData: string(raw)},
+		{name: "chunk refused", bdatReply: "552 5.3.4 too big", check: func(t *testing.T, err error) {
+			var se *SendError
+			if !errors.As(err, &se) || se.Op != "data" || se.Code != 552 || IsTemporary(err) {
+				t.Errorf("err = %v, want a permanent refusal of the message", err)
+			}
+		}, wantData: string(raw)},
+		{name: "bare LF: DATA", raw: []byte("Subject: x\n\n.dot\r\n"), check: func(t *testing.T, err error) {
+			if err != nil {
+				t.Errorf("err = %v", err)
+			}
+		}, wantLines: []string{"MAIL FROM:<s@x.example> BODY=8BITMIME SIZE=18", "RCPT TO:<a@y.example>", "RCPT TO:<b@y.example>", "DATA"},
+			wantData: "Subject: x\n\n..dot\n", next: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			basic := smtpScriptedBasic(exts, tt.rcpt, tt.bdatReply)
+			first := true
+			srv := newSMTPScripted(t, func(line string, st *smtpScriptedState) []string {
+				switch {
+				case strings.HasPrefix(line, "MAIL"):
+					st.holdUntil = "BDAT"
+					if first && tt.raw != nil {
+						st.holdUntil = "DATA"
+					}
+					if first && tt.mail != "" {
+						return []string{tt.mail}
+					}
+				case !first && strings.HasPrefix(line, "RCPT"):
+					return []string{"250 2.1.5 ok"} // the second message
+				case !first && strings.HasPrefix(line, "BDAT"):
+					return []string{"250 2.0.0 queued"}
+				case strings.HasPrefix(line, "BDAT"), line == ".":
+					defer func() { first = false }()
+				}
+				return basic(line, st)
+			})
+			s := smtpNewSender(t, srv.config())
+			msg := raw
+			if tt.raw != nil {
+				msg = tt.raw
+			}
+			env := Envelope{From: "s@x.example", To: []string{"a@y.example", "b@y.example"}}
+			tt.check(t, s.Send(t.Context(), env, msg))
+			wantData := []string{tt.wantData} // the server read past a refused chunk
+			if tt.next {
+				// The session is in step: the next message goes through on it.
+				if err := s.Send(t.Context(), Envelope{From: "s@x.example", To: []string{"c@y.example"}}, raw); err != nil {
+					t.Errorf("next message on the same session: %v", err)
+				}
+				wantData = append(wantData, string(raw))
+			}
+			_ = s.Close()
+			lines, data := srv.got()
+			if len(lines) < 1 || lines[0] != "EHLO gateway.test" || slices.Contains(lines[1:], "EHLO gateway.test") || (tt.next && lines[len(lines)-1] != "QUIT") {
+				t.Errorf("commands %q: want one session", lines)
+			}
+			if tt.wantLines != nil && (len(lines) < 1+len(tt.wantLines) || !slices.Equal(lines[1:1+len(tt.wantLines)], tt.wantLines)) {
+				t.Errorf("commands:\n got %q\nwant %q", lines, tt.wantLines)
+			}
+			if !slices.Equal(data, wantData) {
+				t.Errorf("data = %q, want %q", data, wantData)
+			}
+		})
+	}
+}
+
+// FuzzSMTPChunkable: a message smtpChunkable lets go by BDAT is delivered
+// byte for byte as DATA would deliver it (dot-stuffed by textproto's
+// writer, then unstuffed as a server does).
+func FuzzSMTPChunkable(f *testing.F) {
+	for _, s := range []string{"a\r\n", "a\r\r\nb\r\n", "a\nb\r\n", ".x\r\n..y\r\n", "a\rb\r\n", "\r\n", "a", "a\r\n\r"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		if !smtpChunkable(msg) {
+			return
+		}
+		var b bytes.Buffer
+		w := textproto.NewWriter(bufio.NewWriter(&b)).DotWriter()
+		_, _ = w.Write(msg)
+		_ = w.Close()
+		delivered, err := io.ReadAll(textproto.NewReader(bufio.NewReader(&b)).DotReader())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// textproto's DotReader turns CRLF into LF: compare in that form.
+		if want := bytes.ReplaceAll(msg, []byte("\r\n"), []byte("\n")); !bytes.Equal(delivered, want) {
+			t.Fatalf("DATA delivers %q, BDAT %q", delivered, msg)
+		}
+	})
 }
