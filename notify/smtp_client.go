@@ -381,11 +381,12 @@ func (c *smtpClient) envelopeInTurn(mail string, to []string, r smtpEnvelopeRepl
 
 // canChunk reports whether a message may go out in the same write as its
 // envelope: the server offers CHUNKING (RFC 3030: BDAT, whose chunk follows
-// the command without waiting for a go-ahead) and PIPELINING (RFC 2920).
+// the command without waiting for a go-ahead) and PIPELINING (RFC 2920),
+// and the system lets chunk ask for quick ACKs (smtpQuickAck).
 func (c *smtpClient) canChunk() bool {
 	chunking, _ := c.extension("CHUNKING")
 	pipelining, _ := c.extension("PIPELINING")
-	return chunking && pipelining
+	return smtpQuickAckWorks && chunking && pipelining
 }
 
 // smtpChunkable reports whether msg reaches the server the same as one BDAT
@@ -427,21 +428,35 @@ func (c *smtpClient) chunk(mail string, to []string, msg []byte) (r smtpEnvelope
 		}
 	}
 	r.rcpt = make([]error, len(to))
-	c.w.WriteString(mail)
-	c.w.WriteString("\r\n")
+	// One buffer, one write, so that the server finds the whole
+	// transaction waiting. Postfix still sends the replies to MAIL and
+	// RCPT before it reads a chunk, and, with Nagle's algorithm on, holds
+	// the reply to BDAT until they are acknowledged, while the client only
+	// waits: its kernel's delayed ACK made every transaction 40 ms (the
+	// LMTP-to-acknowledgement median on Dovecot + Postfix went from 7 to
+	// 21 ms). So the client asks for quick ACKs first (smtpQuickAck).
+	n := len(mail) + 32 + len(msg)
 	for _, rcpt := range to {
-		c.w.WriteString("RCPT TO:<")
-		c.w.WriteString(rcpt)
-		c.w.WriteString(">\r\n")
+		n += len(rcpt) + 12
 	}
-	c.w.WriteString("BDAT ")
-	c.w.WriteString(strconv.Itoa(len(msg)))
-	c.w.WriteString(" LAST\r\n")
-	c.w.Write(msg)
+	b := make([]byte, 0, n)
+	b = append(append(b, mail...), "\r\n"...)
+	for _, rcpt := range to {
+		b = append(append(append(b, "RCPT TO:<"...), rcpt...), ">\r\n"...)
+	}
+	b = append(strconv.AppendInt(append(b, "BDAT "...), int64(len(msg)), 10), " LAST\r\n"...)
+	b = append(b, msg...)
 	r.Op = "mail"
+	if err := c.w.Flush(); err != nil { // empty between transactions
+		return r, false, err
+	}
+	if _, err := c.w.Write(b); err != nil { // larger than the buffer: written through at once
+		return r, false, err
+	}
 	if err := c.w.Flush(); err != nil {
 		return r, false, err
 	}
+	smtpQuickAck(c.conn)
 	if r.mail, err = c.refusal(c.reply(250)); err != nil {
 		return r, false, err
 	}

@@ -706,3 +706,81 @@ func FuzzSMTPChunkable(f *testing.F) {
 		}
 	})
 }
+
+// TestSendChunkNoDelayedACKStall: a server like Postfix, with Nagle's
+// algorithm on, that sends the replies to MAIL and RCPT before it reads a
+// BDAT chunk and the reply to BDAT after it. Unless the client acknowledges
+// the first replies at once (smtpQuickAck), the last one waits for its
+// delayed ACK: 40 ms or more per message. Of 30 messages on one session,
+// fewer than a third may take 35 ms (with the stall, all but the first
+// few do: the kernel starts a connection with quick ACKs).
+func TestSendChunkNoDelayedACKStall(t *testing.T) {
+	if !smtpQuickAckWorks {
+		t.Skip("no TCP_QUICKACK here: messages go by DATA")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		_ = conn.(*net.TCPConn).SetNoDelay(false) // Nagle on, as Postfix's smtpd
+		r := bufio.NewReader(conn)
+		w := bufio.NewWriter(conn)
+		reply := func(s string) { w.WriteString(s + "\r\n") }
+		reply("220 nagle ESMTP")
+		w.Flush()
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			line = strings.TrimRight(line, "\r\n")
+			switch f := strings.Fields(line); {
+			case strings.HasPrefix(line, "EHLO"):
+				reply("250-nagle\r\n250-PIPELINING\r\n250 CHUNKING")
+			case strings.HasPrefix(line, "MAIL"), strings.HasPrefix(line, "RCPT"):
+				reply("250 2.1.0 ok")
+			case len(f) == 3 && f[0] == "BDAT":
+				w.Flush() // the replies so far, before the chunk
+				n, _ := strconv.Atoi(f[1])
+				if _, err := io.CopyN(io.Discard, r, int64(n)); err != nil {
+					return
+				}
+				reply("250 2.0.0 queued")
+			case strings.HasPrefix(line, "QUIT"):
+				reply("221 bye")
+				w.Flush()
+				return
+			default:
+				reply("502 5.5.2 unknown")
+			}
+			if r.Buffered() == 0 {
+				w.Flush()
+			}
+		}
+	}()
+	a := ln.Addr().(*net.TCPAddr)
+	s := smtpNewSender(t, SMTPConfig{Host: "127.0.0.1", Port: a.Port, TLS: SMTPTLSNone, Timeout: 5 * time.Second, HELO: "gateway.test"})
+	defer s.Close()
+	raw := []byte("Subject: x\r\n\r\n" + strings.Repeat("body line\r\n", 1000))
+	env := Envelope{From: "s@x.example", To: []string{"a@y.example"}}
+	slow := 0
+	for range 30 {
+		start := time.Now()
+		if err := s.Send(t.Context(), env, raw); err != nil {
+			t.Fatal(err)
+		}
+		if time.Since(start) >= 35*time.Millisecond {
+			slow++
+		}
+	}
+	if slow >= 10 {
+		t.Errorf("%d of 30 messages took 35 ms or more: the reply to BDAT waited for a delayed ACK", slow)
+	}
+}
