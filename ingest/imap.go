@@ -257,9 +257,11 @@ type Fetched struct {
 	// waits until every earlier message that shares an AtTurn key with
 	// this one is done with it, Release tells that this one is done with
 	// its Released keys. The handler calls them from its own goroutine,
-	// Turn before that work and Release after it; calling either again is
-	// harmless, and returning does both.
-	Turn    func()
+	// Turn before that work (and before anything it writes) and Release
+	// after it; calling either again is harmless, and returning does both.
+	// Turn returns ErrTurnLost when an earlier message was left for the
+	// next run (shutdown): the handler then returns that error at once.
+	Turn    func() error
 	Release func()
 }
 

@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -30,8 +31,8 @@ type imapJob struct {
 type imapRunner struct {
 	ss      *imapSession
 	h       Handler
-	sem     chan struct{}            // running handlers
-	last    map[string]chan struct{} // key -> done (or released) of the latest job holding it
+	sem     chan struct{}        // running handlers
+	last    map[string]orderHold // key -> the latest job holding it
 	results chan *imapJob
 	// inflight jobs started and not yet settled, at most max.
 	inflight, max int
@@ -53,7 +54,7 @@ func newIMAPRunner(ss *imapSession, h Handler) *imapRunner {
 	return &imapRunner{
 		ss: ss, h: h,
 		sem:     make(chan struct{}, w),
-		last:    map[string]chan struct{}{},
+		last:    map[string]orderHold{},
 		results: make(chan *imapJob, 2*w),
 		max:     2 * w,
 	}
@@ -106,7 +107,9 @@ func (r *imapRunner) submitGroup(ctx context.Context, ms []imapMeta) error {
 		return r.submit(ctx, ms[0], key(ms[0]))
 	}
 	// The bodies are read before any slot is waited for: at most
-	// imapBodyBatchBytes more than the handlers in flight hold.
+	// imapBodyBatchBytes more than the handlers in flight hold, as listed
+	// (a server that lists bodies smaller than they are can make it up to
+	// imapBodyBatch × ConcurrentMaxBytes).
 	bodies, ferr := r.ss.fetchBodies(ms)
 	if ferr != nil {
 		// The session ends, but the messages read whole before the failure
@@ -180,20 +183,24 @@ func (r *imapRunner) start(ctx context.Context, m imapMeta, k imapMsgKey, body [
 	// Fetched.Release or returned: the next message that shares a key waits
 	// for one or the other, as this one's key says; and it waits before it
 	// begins (before) or in Fetched.Turn (atTurn), as its own key says.
+	// broken is set before either closes when this message was left for
+	// the next run, or waited behind one that was: a later message must
+	// then not do its order-sensitive work either.
 	done, released := make(chan struct{}), make(chan struct{})
-	var before, atTurn []chan struct{}
+	broken := new(atomic.Bool)
+	var before, atTurn []orderHold
 	for _, key := range merged {
-		if c, ok := r.last[key.Name]; ok {
+		if h, ok := r.last[key.Name]; ok {
 			if key.AtTurn {
-				atTurn = append(atTurn, c)
+				atTurn = append(atTurn, h)
 			} else {
-				before = append(before, c)
+				before = append(before, h)
 			}
 		}
 		if key.Released {
-			r.last[key.Name] = released
+			r.last[key.Name] = orderHold{released, broken}
 		} else {
-			r.last[key.Name] = done
+			r.last[key.Name] = orderHold{done, broken}
 		}
 	}
 	r.inflight++
@@ -204,7 +211,8 @@ func (r *imapRunner) start(ctx context.Context, m imapMeta, k imapMsgKey, body [
 		// keeps that one from a slot.
 		holding := false
 		var turnOnce, releaseOnce sync.Once
-		turn := func() {
+		turnErr := error(nil)
+		turn := func() error {
 			turnOnce.Do(func() {
 				if len(atTurn) == 0 {
 					return
@@ -212,30 +220,33 @@ func (r *imapRunner) start(ctx context.Context, m imapMeta, k imapMsgKey, body [
 				if holding {
 					<-r.sem
 				}
-				for _, c := range atTurn {
-					<-c
+				if !waitHolds(atTurn) {
+					// An earlier message sharing a key was left for the
+					// next run (shutdown): so is this one's ordered work.
+					broken.Store(true)
+					turnErr = ErrTurnLost
 				}
 				if holding {
 					r.sem <- struct{}{}
 				}
 			})
+			return turnErr
 		}
 		release := func() {
 			releaseOnce.Do(func() {
-				turn() // the order holds through a message that never took its turn
+				_ = turn() // the order holds through a message that never took its turn
 				close(released)
 			})
 		}
 		defer func() { r.results <- j }()
 		defer close(done)
 		defer release()
-		for _, c := range before {
-			<-c
-		}
+		intact := waitHolds(before)
 		r.sem <- struct{}{}
 		holding = true
 		defer func() { <-r.sem; holding = false }()
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || !intact {
+			broken.Store(true)
 			j.herr = errNotBegun // shutting down: left for the next run
 			return
 		}
@@ -270,6 +281,33 @@ func (r *imapRunner) keys(body []byte, k imapMsgKey) (keys []OrderKey, ok bool) 
 	return r.ss.s.keys(body), true
 }
 
+// orderHold is what a job that shares a key with an earlier one waits for:
+// the earlier one's done or released, and whether it was left unhandled.
+type orderHold struct {
+	ch     chan struct{}
+	broken *atomic.Bool
+}
+
+// waitHolds waits for every hold; false when one of them was left
+// unhandled (its broken flag is set before its channel closes).
+func waitHolds(hs []orderHold) bool {
+	intact := true
+	for _, h := range hs {
+		<-h.ch
+		if h.broken.Load() {
+			intact = false
+		}
+	}
+	return intact
+}
+
+// ErrTurnLost is what Fetched.Turn returns when an earlier message sharing
+// one of the message's ordering keys was left for the next run (the
+// source is shutting down): the handler must return it (or an error
+// wrapping it) without doing its order-sensitive work, and the message is
+// left untouched for the next run, at no attempt.
+var ErrTurnLost = errors.New("ingest: an earlier message sharing an ordering key was left for the next run")
+
 // errNotBegun marks a job whose handler was not started because the
 // session was shutting down: the message is untouched, as one never
 // fetched would be, so it costs no attempt.
@@ -278,8 +316,8 @@ var errNotBegun = errors.New("not begun: shutting down")
 // settle moves a finished message, or records why it stays.
 func (r *imapRunner) settle(ctx context.Context, j *imapJob) error {
 	r.inflight--
-	if j.herr == errNotBegun {
-		return nil
+	if j.herr == errNotBegun || errors.Is(j.herr, ErrTurnLost) {
+		return nil // untouched: left for the next run, at no attempt
 	}
 	if j.herr != nil {
 		r.ss.handlerFailed(ctx, j.k, j.herr)
@@ -398,10 +436,16 @@ func (ss *imapSession) fetchBodies(ms []imapMeta) (map[imap.UID][]byte, error) {
 	var blame []imap.UID
 	tooBig := false
 	culprit := func(uid imap.UID) []imap.UID {
-		if uid == 0 {
-			return uids
+		if uid != 0 {
+			return []imap.UID{uid}
 		}
-		return []imap.UID{uid}
+		var unread []imap.UID // not the ones read whole: they are handled
+		for _, u := range uids {
+			if _, ok := bodies[u]; !ok {
+				unread = append(unread, u)
+			}
+		}
+		return unread
 	}
 	err := ss.guard("fetch bodies", func() error {
 		cmd := ss.c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{

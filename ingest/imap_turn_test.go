@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -82,7 +83,9 @@ func TestIMAPSourceConcurrentTurns(t *testing.T) {
 				b, _ := io.ReadAll(f.Body)
 				id := string(imapTestIDRE.FindSubmatch(b)[1])
 				log.mark(id, "begin")
-				f.Turn()
+				if err := f.Turn(); err != nil {
+					return err
+				}
 				log.mark(id, "turn")
 				time.Sleep(5 * time.Millisecond) // the order-sensitive work
 				if tc.release {
@@ -150,7 +153,9 @@ func TestIMAPSourceTurnNoDeadlock(t *testing.T) {
 		if id == "d1" {
 			time.Sleep(200 * time.Millisecond) // the others start meanwhile
 		}
-		f.Turn()
+		if err := f.Turn(); err != nil {
+			return err
+		}
 		mu.Lock()
 		order = append(order, id)
 		mu.Unlock()
@@ -165,5 +170,74 @@ func TestIMAPSourceTurnNoDeadlock(t *testing.T) {
 	defer mu.Unlock()
 	if got := strings.Join(order, " "); got != "d1 d2 d3 d4 d5 d6 d7" {
 		t.Errorf("turns %s, want UID order", got)
+	}
+}
+
+// TestIMAPSourceTurnShutdown: shutdown begins while a message (s1) waits,
+// without a slot, behind a long handler (s0, a key held before it begins),
+// and three later messages that share s1's AtTurn key have begun and wait
+// for it in Turn. s1 is left for the next run, so their Turn must report
+// ErrTurnLost: none of them may do its ordered work ahead of s1, and all
+// four stay untouched, at no attempt.
+func TestIMAPSourceTurnShutdown(t *testing.T) {
+	ts := newIMAPTestServer(t, imapServerOpts{caps: imapCapsRev2})
+	groups := []string{"x", "x+T:cust", "T:cust", "T:cust", "T:cust"}
+	for i, g := range groups {
+		ts.appendMsg("INBOX", imapGroupMessage(fmt.Sprintf("s%d", i), g, 400, ""), time.Now())
+	}
+	release := make(chan struct{})
+	waiting := make(chan string, len(groups))
+	var mu sync.Mutex
+	var turned, lost []string
+	h := func(ctx context.Context, f *Fetched) error {
+		b, _ := io.ReadAll(f.Body)
+		id := string(imapTestIDRE.FindSubmatch(b)[1])
+		if id == "s0" {
+			<-release
+			return nil
+		}
+		waiting <- id
+		err := f.Turn()
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			if !errors.Is(err, ErrTurnLost) {
+				t.Errorf("%s: Turn = %v, want ErrTurnLost", id, err)
+			}
+			lost = append(lost, id)
+			return err
+		}
+		turned = append(turned, id)
+		return nil
+	}
+	src := NewSource(imapTestConfig(ts), newIMAPCheckpoints(), imapTestLog(t), WithConcurrency(4, turnKeys))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, h) }()
+	for range 3 { // s2, s3 and s4 have begun and wait in Turn
+		select {
+		case <-waiting:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the later messages did not begin")
+		}
+	}
+	cancel()
+	time.Sleep(50 * time.Millisecond)
+	close(release) // s0 returns; s1 finds the source shutting down
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(turned) != 0 {
+		t.Errorf("%v did their ordered work although s1, before them, was left for the next run", turned)
+	}
+	if len(lost) != 3 {
+		t.Errorf("Turn reported ErrTurnLost to %v, want s2, s3 and s4", lost)
+	}
+	if st := src.Stats(); st.HandlerErrors != 0 {
+		t.Errorf("stats %+v: a lost turn must cost no attempt", st)
 	}
 }

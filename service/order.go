@@ -102,7 +102,10 @@ func (p *Pipeline) OrderKeys(raw []byte) []ingest.OrderKey {
 type orderKey struct{}
 
 // orderHooks are a message's ingest.Fetched.Turn and Release.
-type orderHooks struct{ turn, release func() }
+type orderHooks struct {
+	turn    func() error
+	release func()
+}
 
 // withOrder records f's Turn and Release (nil when the source has none)
 // for the handler's order-sensitive steps.
@@ -114,11 +117,14 @@ func withOrder(ctx context.Context, f *ingest.Fetched) context.Context {
 }
 
 // takeTurn waits until every earlier message of the sender's contract has
-// done its order-sensitive work (ingest.OrderKey.Released).
-func takeTurn(ctx context.Context) {
+// done its order-sensitive work (ingest.OrderKey.AtTurn). Its error
+// (ingest.ErrTurnLost: an earlier one was left for the next run) must be
+// returned before anything is written.
+func takeTurn(ctx context.Context) error {
 	if h, _ := ctx.Value(orderKey{}).(orderHooks); h.turn != nil {
-		h.turn()
+		return h.turn()
 	}
+	return nil
 }
 
 // releaseOrder tells the source that the message's order-sensitive work

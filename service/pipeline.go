@@ -179,7 +179,9 @@ func (p *Pipeline) process(ctx context.Context, m *domain.Message, raw *Original
 	automatic := m.Auto != domain.Human || dec.Class.AckReason == string(domain.Loop) || dec.Class.AckReason == string(domain.Self)
 	// Parsed and classified side by side with the sender's earlier mail;
 	// from here on in its order (OrderKeys), up to releaseOrder.
-	takeTurn(ctx)
+	if err := takeTurn(ctx); err != nil {
+		return Outcome{}, err
+	}
 	t, signal, found, err := p.thread(ctx, m, dec.Class.Contract, staff)
 	if err != nil {
 		return Outcome{}, err

@@ -122,7 +122,9 @@ type AckLimit struct {
 // trip once the ticket's prefix is known to belong to its contract (the
 // first ticket of a prefix in a process claims it first, a round trip of
 // its own). The prefix is claimed again in the same round trip, so that
-// Redis keeps the record should it have lost it. allowed is AllowAck's
+// Redis keeps the record should it have lost it (on a Cluster the
+// pipeline's commands run on their nodes in no set order: each is
+// idempotent, and the claim only confirms what this Store saw). allowed is AllowAck's
 // answer (false without ack), and is counted even when the ticket is not
 // created: asking again for the same message gives the same answer.
 func (s *Store) CreateTicketAck(ctx context.Context, nt NewTicket, ack *AckLimit) (t domain.Ticket, created, allowed bool, err error) {
