@@ -542,15 +542,9 @@ func (s *Sender) transact(ctx context.Context, conn *smtpConn, env Envelope, siz
 	if err != nil {
 		return -1, false, s.wrap(ctx, r.Op, r.Rcpt, err)
 	}
-	if r.mail != nil {
-		return -1, false, s.wrap(ctx, "mail", "", r.mail)
-	}
-	delivered, failed := s.recipients(ctx, env, r)
-	if len(delivered) == 0 {
-		return -1, false, &RecipientError{Failed: failed}
-	}
-	if r.data != nil {
-		return -1, false, s.wrap(ctx, "data", "", r.data)
+	delivered, failed, err := s.envelopeOutcome(ctx, env, r)
+	if err != nil {
+		return -1, false, err
 	}
 	w := &smtpDotWriter{w: c.w}
 	dw := &smtpDataWriter{w: w}
@@ -586,15 +580,9 @@ func (s *Sender) transactChunk(ctx context.Context, c *smtpClient, env Envelope,
 		}
 		return int64(len(raw)), true, s.wrap(ctx, r.Op, r.Rcpt, err)
 	}
-	if r.mail != nil {
-		return -1, false, s.wrap(ctx, "mail", "", r.mail)
-	}
-	delivered, failed := s.recipients(ctx, env, r)
-	if len(delivered) == 0 {
-		return -1, false, &RecipientError{Failed: failed}
-	}
-	if r.data != nil {
-		return -1, false, s.wrap(ctx, "data", "", r.data)
+	delivered, failed, err := s.envelopeOutcome(ctx, env, r)
+	if err != nil {
+		return -1, false, err
 	}
 	if len(failed) > 0 {
 		return int64(len(raw)), true, &RecipientError{Delivered: delivered, Failed: failed}
@@ -602,9 +590,13 @@ func (s *Sender) transactChunk(ctx context.Context, c *smtpClient, env Envelope,
 	return int64(len(raw)), true, nil
 }
 
-// recipients splits the envelope's recipients into those the server
-// accepted and the refusals of the others.
-func (s *Sender) recipients(ctx context.Context, env Envelope, r smtpEnvelopeReplies) (delivered []string, failed []*SendError) {
+// envelopeOutcome reads a transaction's replies: err is the refusal that
+// ends it (of MAIL, of every recipient, or of the message); otherwise the
+// recipients the server accepted and the refusals of the others.
+func (s *Sender) envelopeOutcome(ctx context.Context, env Envelope, r smtpEnvelopeReplies) (delivered []string, failed []*SendError, err error) {
+	if r.mail != nil {
+		return nil, nil, s.wrap(ctx, "mail", "", r.mail)
+	}
 	for i, to := range env.To {
 		if r.rcpt[i] != nil {
 			failed = append(failed, s.wrap(ctx, "rcpt", to, r.rcpt[i]))
@@ -612,7 +604,13 @@ func (s *Sender) recipients(ctx context.Context, env Envelope, r smtpEnvelopeRep
 		}
 		delivered = append(delivered, to)
 	}
-	return delivered, failed
+	if len(delivered) == 0 {
+		return nil, nil, &RecipientError{Failed: failed}
+	}
+	if r.data != nil {
+		return nil, nil, s.wrap(ctx, "data", "", r.data)
+	}
+	return delivered, failed, nil
 }
 
 // smtpDataWriter counts the bytes written to the DATA writer and keeps its
