@@ -92,7 +92,7 @@ func TestIMAPSourceConcurrentTurns(t *testing.T) {
 					log.mark(id, "release")
 					f.Release()
 				}
-				time.Sleep(60 * time.Millisecond) // the rest
+				time.Sleep(150 * time.Millisecond) // the rest
 				log.mark(id, "end")
 				return nil
 			}
