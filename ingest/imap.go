@@ -303,11 +303,10 @@ func WithDialer(d DialFunc) SourceOption {
 // (arrival) order, and all others side by side. With AtTurn and Released
 // keys that order covers only the handlers' order-sensitive work, between
 // Fetched.Turn and Fetched.Release: the rest of one overlaps the next.
-// Reading from and
-// moving in the folder stays on one connection, in order; handlers
-// overlap. A message is moved only after its own handler succeeded, so a
-// crash loses nothing; the checkpoint is written after each batch.
-// workers <= 1 (the default) handles one message at a time.
+// Reading from and moving in the folder stays on one connection, in order;
+// handlers overlap. A message is moved only after its own handler
+// succeeded, so a crash loses nothing; the checkpoint is written after each
+// batch. workers <= 1 (the default) handles one message at a time.
 func WithConcurrency(workers int, keys func(raw []byte) []OrderKey) SourceOption {
 	return func(s *Source) {
 		if workers > 1 && keys != nil {

@@ -24,9 +24,8 @@ type Store interface {
 	// round trip where it can. A wrapper that changes one of those must
 	// change it too.
 	CreateTicketAck(ctx context.Context, nt store.NewTicket, ack *store.AckLimit) (domain.Ticket, bool, bool, error)
-	IndexMessageIDs(ctx context.Context, ticketID string, ids ...string) error
 	Enqueue(ctx context.Context, e store.OutboxEntry, now time.Time) (bool, error)
-	// CommitMessage is IndexMessageIDs, Enqueue of each entry and
+	// CommitMessage is store.IndexMessageIDs, Enqueue of each entry and
 	// MarkProcessed, in this order, in one round trip where Redis allows.
 	// A wrapper that changes one of those must change it too.
 	CommitMessage(ctx context.Context, c store.Commit, now time.Time) ([]bool, error)

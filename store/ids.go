@@ -93,7 +93,7 @@ func (s *Store) claimPrefix(ctx context.Context, prefix, contract string) error 
 	if err != nil {
 		return fmt.Errorf("record ticket prefix %s: %w", prefix, err)
 	}
-	return s.claimed(prefix, contract, raw)
+	return s.claimed(prefix, contract, b, raw)
 }
 
 // prefixClaim is claimPrefixScript's arguments: the upper-cased prefix and
@@ -107,15 +107,13 @@ func prefixClaim(prefix, contract string) (up string, owner []byte, err error) {
 }
 
 // claimed records the owner of prefix that claimPrefixScript answered (raw)
-// and checks that it is contract.
-func (s *Store) claimed(prefix, contract, raw string) error {
+// to the claim of owner (prefixClaim's JSON for contract) and checks that
+// it is contract.
+func (s *Store) claimed(prefix, contract string, owner []byte, raw string) error {
 	up := strings.ToUpper(prefix)
 	want := prefixOwner{Contract: contract, Prefix: prefix}
-	if s.knownOwner(prefix, contract) {
-		// The usual answer is the owner JSON this Store sent: no decoding.
-		if _, owner, err := prefixClaim(prefix, contract); err == nil && raw == string(owner) {
-			return nil
-		}
+	if raw == string(owner) && s.knownOwner(prefix, contract) {
+		return nil // the usual answer, already recorded: no decoding
 	}
 	var got prefixOwner
 	if err := json.Unmarshal([]byte(raw), &got); err != nil {

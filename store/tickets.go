@@ -197,9 +197,10 @@ func (s *Store) CreateTicketAck(ctx context.Context, nt NewTicket, ack *AckLimit
 		cmd    *redis.Cmd
 	}
 	var claim, create, limit *call
+	var owner []byte
 	if known {
-		up, owner, err := prefixClaim(prefix, contract)
-		if err != nil {
+		var up string
+		if up, owner, err = prefixClaim(prefix, contract); err != nil {
 			return t, false, false, err
 		}
 		claim = &call{script: claimPrefixScript, keys: []string{s.k.prefixes()}, args: []any{up, owner}}
@@ -229,7 +230,7 @@ func (s *Store) CreateTicketAck(ctx context.Context, nt NewTicket, ack *AckLimit
 		if err != nil {
 			return t, false, false, fmt.Errorf("create ticket: record ticket prefix %s: %w", prefix, err)
 		}
-		if err := s.claimed(prefix, contract, raw); err != nil {
+		if err := s.claimed(prefix, contract, owner, raw); err != nil {
 			// Redis lost the record and another contract claimed the
 			// prefix since: this ticket is stored, but nothing more will be.
 			return t, false, false, fmt.Errorf("create ticket: %w", err)
