@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	texttemplate "text/template"
+	"text/template/parse"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -467,30 +468,56 @@ func (t *Templates) bind(s *tmplSet, f formatter) (*boundSet, error) {
 	if err != nil {
 		return nil, err
 	}
+	subject, text, html = subject.Funcs(textFuncs), text.Funcs(textFuncs), html.Funcs(htmlFuncs)
 	b := &boundSet{
-		subject: &boundTemplate[*texttemplate.Template]{tmpl: subject.Funcs(textFuncs)},
-		text:    &boundTemplate[*texttemplate.Template]{tmpl: text.Funcs(textFuncs)},
-		html:    &boundTemplate[*htmltemplate.Template]{tmpl: html.Funcs(htmlFuncs)},
+		subject: &boundTemplate[*texttemplate.Template]{tmpl: subject, funcs: textFuncs, tree: func() *parse.Tree { return subject.Tree }},
+		text:    &boundTemplate[*texttemplate.Template]{tmpl: text, funcs: textFuncs, tree: func() *parse.Tree { return text.Tree }},
+		// html/template escapes its tree on the first Execute; the
+		// compiled renderer is built from the escaped tree, after a
+		// first successful render.
+		html: &boundTemplate[*htmltemplate.Template]{tmpl: html, funcs: htmlFuncs, html: true, tree: func() *parse.Tree { return html.Tree }},
 	}
 	actual, _ := t.bound.LoadOrStore(k, b)
 	return actual.(*boundSet), nil
 }
 
 // boundTemplate is a template bound to one language's and zone's funcs,
-// with the size of its largest output so far: the next output's buffer is
-// allocated once at that size instead of growing by doubling.
+// with the size of its largest output so far (the next output's buffer is
+// allocated once at that size instead of growing by doubling) and, once it
+// has rendered successfully, its compiled form (tmplcompile.go).
 type boundTemplate[T interface {
 	Execute(io.Writer, any) error
 }] struct {
-	tmpl T
-	hint atomic.Int64
+	tmpl  T
+	funcs map[string]any
+	html  bool
+	tree  func() *parse.Tree
+	hint  atomic.Int64
+	// prog is the compiled template; compiled is set once compilation has
+	// been tried, so that a template it does not cover is not tried
+	// again.
+	prog     atomic.Pointer[cprog]
+	compiled atomic.Bool
 }
 
 func (b *boundTemplate[T]) execute(data any) (string, error) {
 	var out strings.Builder
 	out.Grow(int(b.hint.Load()))
-	if err := b.tmpl.Execute(&out, data); err != nil {
-		return "", err
+	prog := b.prog.Load()
+	if prog == nil || prog.execute(&out, data) != nil {
+		// Not compiled, or a case the compiled renderer leaves to
+		// text/template: render (again) on text/template, which decides
+		// the output or the error.
+		out.Reset()
+		out.Grow(int(b.hint.Load()))
+		if err := b.tmpl.Execute(&out, data); err != nil {
+			return "", err
+		}
+		if prog == nil && !b.compiled.Swap(true) {
+			if p, err := compileTree(b.tree(), b.funcs, b.html); err == nil {
+				b.prog.Store(p)
+			}
+		}
 	}
 	if n := int64(out.Len()); n > b.hint.Load() {
 		b.hint.Store(n + n/8)
