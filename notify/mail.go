@@ -7,7 +7,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/emersion/go-message/textproto"
 
 	"github.com/northwind-it/ticketgw/domain"
 )
@@ -246,40 +245,32 @@ func mailWriteForwardBody(w io.Writer, h mailHeader, messageID string, f Forward
 	if err := h.add("Content-Type", mailContentType("multipart/mixed", map[string]string{"boundary": mixed})); err != nil {
 		return err
 	}
-	if err := textproto.WriteHeader(w, h.textproto()); err != nil {
+	if err := h.write(w); err != nil {
 		return fmt.Errorf("write header: %w", err)
 	}
-	mw := textproto.NewMultipartWriter(w)
-	if err := mw.SetBoundary(mixed); err != nil {
-		return fmt.Errorf("set boundary: %w", err)
-	}
-
+	mw := &mailMultipart{w: w, boundary: mixed}
 	if err := mailWriteSummaryPart(mw, messageID, f.HeaderText, f.HeaderHTML); err != nil {
 		return err
 	}
 
-	var ph textproto.Header
 	if orig.asRFC822 {
-		ph.Add("Content-Disposition", `attachment; filename="original.eml"`)
-		ph.Add("Content-Type", "message/rfc822")
-	} else {
-		for i := len(orig.content) - 1; i >= 0; i-- {
-			ph.AddRaw(orig.content[i])
+		err := mw.part(mailPartHeader{{"Content-Type", "message/rfc822"}, {"Content-Disposition", `attachment; filename="original.eml"`}})
+		if err != nil {
+			return fmt.Errorf("write original part: %w", err)
 		}
-	}
-	pw, err := mw.CreatePart(ph)
-	if err != nil {
-		return fmt.Errorf("write original part: %w", err)
-	}
-	if orig.asRFC822 {
-		if _, err := pw.Write(orig.header); err != nil {
+		if _, err := w.Write(orig.header); err != nil {
 			return fmt.Errorf("write original: %w", err)
 		}
+	} else {
+		// The original's own Content-* fields, verbatim.
+		if err := mw.rawPart(orig.content); err != nil {
+			return fmt.Errorf("write original part: %w", err)
+		}
 	}
-	if _, err := io.Copy(pw, orig.body); err != nil {
+	if _, err := io.Copy(w, orig.body); err != nil {
 		return fmt.Errorf("copy original: %w", err)
 	}
-	if err := mw.Close(); err != nil {
+	if err := mw.close(); err != nil {
 		return fmt.Errorf("close multipart: %w", err)
 	}
 	return nil
@@ -287,26 +278,23 @@ func mailWriteForwardBody(w io.Writer, h mailHeader, messageID string, f Forward
 
 // mailWriteSummaryPart writes the summary as one part of mw: an alternative
 // of text and HTML, or text alone.
-func mailWriteSummaryPart(mw *textproto.MultipartWriter, messageID, text, html string) error {
+func mailWriteSummaryPart(mw *mailMultipart, messageID, text, html string) error {
 	if html == "" {
 		th, tb := mailTextPart("text/plain", text)
-		pw, err := mw.CreatePart(th)
-		if err != nil {
+		if err := mw.part(th); err != nil {
 			return fmt.Errorf("write summary: %w", err)
 		}
-		if _, err := pw.Write(tb); err != nil {
+		if _, err := mw.w.Write(tb); err != nil {
 			return fmt.Errorf("write summary: %w", err)
 		}
 		return nil
 	}
 	alt := mailBoundary(messageID, "alt")
-	var ah textproto.Header
-	ah.Add("Content-Type", mailContentType("multipart/alternative", map[string]string{"boundary": alt}))
-	pw, err := mw.CreatePart(ah)
-	if err != nil {
+	ah := mailPartHeader{{"Content-Type", mailContentType("multipart/alternative", map[string]string{"boundary": alt})}}
+	if err := mw.part(ah); err != nil {
 		return fmt.Errorf("write summary: %w", err)
 	}
-	return mailWriteAlternative(pw, alt, text, html)
+	return mailWriteAlternative(mw.w, alt, text, html)
 }
 
 // mailWriteBody writes header h and a body of text with an optional HTML
@@ -319,7 +307,7 @@ func mailWriteBody(w io.Writer, h mailHeader, messageID, text, html string) erro
 				return err
 			}
 		}
-		if err := textproto.WriteHeader(w, h.textproto()); err != nil {
+		if err := h.write(w); err != nil {
 			return fmt.Errorf("write header: %w", err)
 		}
 		if !bytes.HasSuffix(body, []byte("\r\n")) {
@@ -334,7 +322,7 @@ func mailWriteBody(w io.Writer, h mailHeader, messageID, text, html string) erro
 	if err := h.add("Content-Type", mailContentType("multipart/alternative", map[string]string{"boundary": alt})); err != nil {
 		return err
 	}
-	if err := textproto.WriteHeader(w, h.textproto()); err != nil {
+	if err := h.write(w); err != nil {
 		return fmt.Errorf("write header: %w", err)
 	}
 	return mailWriteAlternative(w, alt, text, html)
@@ -343,21 +331,17 @@ func mailWriteBody(w io.Writer, h mailHeader, messageID, text, html string) erro
 // mailWriteAlternative writes the text and HTML parts of a
 // multipart/alternative with the given boundary, least preferred first.
 func mailWriteAlternative(w io.Writer, boundary, text, html string) error {
-	mw := textproto.NewMultipartWriter(w)
-	if err := mw.SetBoundary(boundary); err != nil {
-		return fmt.Errorf("set boundary: %w", err)
-	}
+	mw := &mailMultipart{w: w, boundary: boundary}
 	for _, p := range []struct{ typ, s string }{{"text/plain", text}, {"text/html", html}} {
 		ph, body := mailTextPart(p.typ, p.s)
-		pw, err := mw.CreatePart(ph)
-		if err != nil {
+		if err := mw.part(ph); err != nil {
 			return fmt.Errorf("write %s part: %w", p.typ, err)
 		}
-		if _, err := pw.Write(body); err != nil {
+		if _, err := w.Write(body); err != nil {
 			return fmt.Errorf("write %s part: %w", p.typ, err)
 		}
 	}
-	if err := mw.Close(); err != nil {
+	if err := mw.close(); err != nil {
 		return fmt.Errorf("close multipart: %w", err)
 	}
 	return nil

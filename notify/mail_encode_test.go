@@ -5,6 +5,8 @@ import (
 	"mime/quotedprintable"
 	"strings"
 	"testing"
+
+	"github.com/emersion/go-message/textproto"
 )
 
 // mailCRLFReference is the byte-at-a-time converter that mailCRLFConverter
@@ -118,5 +120,55 @@ func BenchmarkMailCRLFBareCRs(b *testing.B) {
 	b.SetBytes(int64(len(in)))
 	for b.Loop() {
 		_ = mailCRLF(in)
+	}
+}
+
+// TestMailMultipartMatchesGoMessage holds the direct multipart writer to
+// go-message's MultipartWriter and Header.Add formatting, byte for byte,
+// including values that go-message folds and values it refuses.
+func TestMailMultipartMatchesGoMessage(t *testing.T) {
+	long := `attachment; filename="` + strings.Repeat("quarterly-report ", 6) + `.pdf"`
+	for _, tc := range []mailPartHeader{
+		{{"Content-Type", "text/plain; charset=utf-8"}, {"Content-Transfer-Encoding", "quoted-printable"}},
+		{{"Content-Type", "multipart/alternative; boundary=\"=_alt_0123456789abcdef0123456789abcdef\""}},
+		{{"Content-Type", "application/pdf; name=x.pdf"}, {"Content-Disposition", long}, {"Content-Transfer-Encoding", "base64"}},
+		{{"Content-Disposition", strings.Repeat("x", 120)}},
+		{{"X-Empty", ""}, {"Content-Type", "text/html; charset=utf-8"}},
+		{{"Content-Type", "text/plain\r\nBcc: x"}, {"Content-Transfer-Encoding", "base64"}},
+		{{"Content-Type", "text/plain;\n charset=utf-8\n"}},
+	} {
+		var want bytes.Buffer
+		gw := textproto.NewMultipartWriter(&want)
+		if err := gw.SetBoundary("=_b"); err != nil {
+			t.Fatal(err)
+		}
+		var got bytes.Buffer
+		mw := &mailMultipart{w: &got, boundary: "=_b"}
+		for range 2 {
+			var th textproto.Header
+			for i := len(tc) - 1; i >= 0; i-- {
+				th.Add(tc[i][0], tc[i][1])
+			}
+			pw, err := gw.CreatePart(th)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := pw.Write([]byte("body")); err != nil {
+				t.Fatal(err)
+			}
+			if err := mw.part(tc); err != nil {
+				t.Fatal(err)
+			}
+			got.WriteString("body")
+		}
+		if err := gw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := mw.close(); err != nil {
+			t.Fatal(err)
+		}
+		if got.String() != want.String() {
+			t.Errorf("%q:\n got %q\nwant %q", tc, got.String(), want.String())
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	netmail "net/mail"
 	"strings"
 	"unicode"
@@ -47,12 +48,30 @@ func (h *mailHeader) add(name, value string) error {
 	if strings.ContainsAny(value, "\r\n") {
 		return fmt.Errorf("header %s: value contains a line break", name)
 	}
-	line, err := mailFold(name, value)
+	line, err := mailAppendFold(nil, name, value)
 	if err != nil {
 		return err
 	}
-	h.fields = append(h.fields, []byte(line))
+	if h.fields == nil {
+		h.fields = make([][]byte, 0, 16)
+	}
+	h.fields = append(h.fields, line)
 	return nil
+}
+
+// write writes the fields in the order they were added and the blank line
+// that ends the header, as textproto.WriteHeader writes h.textproto().
+func (h *mailHeader) write(w io.Writer) error {
+	n := 2
+	for _, f := range h.fields {
+		n += len(f)
+	}
+	b := make([]byte, 0, n)
+	for _, f := range h.fields {
+		b = append(b, f...)
+	}
+	_, err := w.Write(append(b, '\r', '\n'))
+	return err
 }
 
 // textproto converts the collected fields to a go-message header that writes
@@ -70,9 +89,19 @@ func (h *mailHeader) textproto() textproto.Header {
 // lines stay within mailFoldAt columns when possible. A single token longer
 // than a line allows is an error.
 func mailFold(name, value string) (string, error) {
-	var b strings.Builder
-	b.WriteString(name)
-	b.WriteString(":")
+	b, err := mailAppendFold(nil, name, value)
+	return string(b), err
+}
+
+// mailAppendFold appends mailFold's line to dst (allocated at its size
+// when dst is nil).
+func mailAppendFold(dst []byte, name, value string) ([]byte, error) {
+	if dst == nil {
+		// Every fold adds at most 2 bytes ("\r\n " for " ").
+		dst = make([]byte, 0, len(name)+len(value)+4+2*(len(value)/(mailFoldAt/2)))
+	}
+	dst = append(dst, name...)
+	dst = append(dst, ':')
 	col := len(name) + 1
 	first := true
 	for tok := range strings.SplitSeq(value, " ") {
@@ -81,21 +110,20 @@ func mailFold(name, value string) (string, error) {
 		}
 		switch {
 		case first || col+1+len(tok) <= mailFoldAt:
-			b.WriteByte(' ')
+			dst = append(dst, ' ')
 			col++
 		default:
-			b.WriteString("\r\n ")
+			dst = append(dst, "\r\n "...)
 			col = 1
 		}
 		if col+len(tok) > mailMaxLine {
-			return "", fmt.Errorf("header %s: a word of %d characters does not fit in a line", name, len(tok))
+			return nil, fmt.Errorf("header %s: a word of %d characters does not fit in a line", name, len(tok))
 		}
-		b.WriteString(tok)
+		dst = append(dst, tok...)
 		col += len(tok)
 		first = false
 	}
-	b.WriteString("\r\n")
-	return b.String(), nil
+	return append(dst, '\r', '\n'), nil
 }
 
 // mailOneLine makes customer-influenced text safe for a header: every control

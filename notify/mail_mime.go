@@ -43,22 +43,120 @@ func mailContentType(mediaType string, params map[string]string) string {
 // invalid UTF-8 is replaced, and the body is quoted-printable, or base64
 // when most bytes are non-ASCII (Hebrew quoted-printable is three times the
 // size of base64's 4/3). It returns the part's header and encoded body.
-func mailTextPart(mediaType, text string) (textproto.Header, []byte) {
+func mailTextPart(mediaType, text string) (mailPartHeader, []byte) {
 	if !utf8.ValidString(text) { // ToValidUTF8 copies even valid text
 		text = strings.ToValidUTF8(text, "\uFFFD")
 	}
-	var h textproto.Header
-	var body bytes.Buffer
-	body.Grow(len(text) + len(text)/8 + 64)
+	var body []byte
+	cte := "quoted-printable"
 	if mailMostlyASCII(text) {
-		h.Add("Content-Transfer-Encoding", "quoted-printable")
-		body.Write(mailQuotedPrintable(body.AvailableBuffer(), text))
+		body = mailQuotedPrintable(make([]byte, 0, len(text)+len(text)/8+64), text)
 	} else {
-		h.Add("Content-Transfer-Encoding", "base64")
-		mailBase64Lines(&body, mailCRLF([]byte(text)))
+		cte = "base64"
+		var b bytes.Buffer
+		b.Grow((len(text)+len(text)/16)*4/3 + len(text)/38 + 64)
+		mailBase64Lines(&b, mailCRLF([]byte(text)))
+		body = b.Bytes()
 	}
-	h.Add("Content-Type", mailContentType(mediaType, map[string]string{"charset": "utf-8"}))
-	return h, body.Bytes()
+	ct := mediaType + "; charset=utf-8"
+	if mediaType != "text/plain" && mediaType != "text/html" {
+		ct = mailContentType(mediaType, map[string]string{"charset": "utf-8"})
+	}
+	return mailPartHeader{
+		{"Content-Type", ct},
+		{"Content-Transfer-Encoding", cte},
+	}, body
+}
+
+// mailPartHeader is the header of a MIME part, its fields in the order
+// they are written.
+type mailPartHeader [][2]string
+
+// Get returns the value of the first field named k.
+func (h mailPartHeader) Get(k string) string {
+	for _, f := range h {
+		if f[0] == k {
+			return f[1]
+		}
+	}
+	return ""
+}
+
+// write writes the fields and the blank line that ends a header, formatted
+// as go-message's textproto.WriteHeader formats a field added with
+// Header.Add: a field that fits a 76-column line as it is, a longer one
+// folded by go-message itself.
+func (h mailPartHeader) write(b *bytes.Buffer) {
+	for _, f := range h {
+		k, v := f[0], f[1]
+		if v != "" && len(k)+2+len(v) <= 76 && !strings.ContainsAny(v, "\r\n") {
+			b.WriteString(k)
+			b.WriteString(": ")
+			b.WriteString(v)
+			b.WriteString("\r\n")
+			continue
+		}
+		var th textproto.Header
+		th.Add(k, v)
+		var one bytes.Buffer
+		if err := textproto.WriteHeader(&one, th); err != nil {
+			// A value with a line break: go-message writes nothing more
+			// of the header (and MultipartWriter ignores the error).
+			b.Write(one.Bytes())
+			return
+		}
+		b.Write(bytes.TrimSuffix(one.Bytes(), []byte("\r\n")))
+	}
+	b.WriteString("\r\n")
+}
+
+// mailMultipart writes a multipart body byte for byte as go-message's
+// textproto.MultipartWriter does, without its per-part header maps and
+// buffers: delimiter lines, part headers, the parts' bytes as written.
+type mailMultipart struct {
+	w        io.Writer
+	boundary string
+	parts    int
+	buf      bytes.Buffer
+}
+
+// part starts the next part with header h; its body is written to m.w
+// after it.
+func (m *mailMultipart) part(h mailPartHeader) error {
+	m.delimiter()
+	h.write(&m.buf)
+	_, err := m.w.Write(m.buf.Bytes())
+	return err
+}
+
+// rawPart starts the next part with a header of raw, CRLF-terminated
+// fields, written as they are.
+func (m *mailMultipart) rawPart(fields [][]byte) error {
+	m.delimiter()
+	for _, f := range fields {
+		m.buf.Write(f)
+	}
+	m.buf.WriteString("\r\n")
+	_, err := m.w.Write(m.buf.Bytes())
+	return err
+}
+
+// delimiter puts the next part's delimiter line in m.buf.
+func (m *mailMultipart) delimiter() {
+	m.buf.Reset()
+	if m.parts > 0 {
+		m.buf.WriteString("\r\n")
+	}
+	m.parts++
+	m.buf.WriteString("--")
+	m.buf.WriteString(m.boundary)
+	m.buf.WriteString("\r\n")
+}
+
+// close writes the closing delimiter.
+func (m *mailMultipart) close() error {
+	_, err := io.WriteString(m.w, "\r\n--"+m.boundary+"--\r\n")
+	return err
 }
 
 // mailQPPlain marks the bytes quoted-printable leaves as they are (besides

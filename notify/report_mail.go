@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/emersion/go-message/textproto"
 
 	"github.com/northwind-it/ticketgw/domain"
 )
@@ -82,7 +81,7 @@ func ComposeReport(r ReportMail) ([]byte, Envelope, error) {
 	if len(r.Attachments) == 0 {
 		errs = append(errs, errors.New("no attachment"))
 	}
-	parts := make([]textproto.Header, len(r.Attachments))
+	parts := make([]mailPartHeader, len(r.Attachments))
 	for i, a := range r.Attachments {
 		h, err := mailAttachmentHeader(a)
 		if err != nil {
@@ -126,28 +125,24 @@ func ComposeReport(r ReportMail) ([]byte, Envelope, error) {
 	}
 
 	var buf bytes.Buffer
-	if err := textproto.WriteHeader(&buf, h.textproto()); err != nil {
+	if err := h.write(&buf); err != nil {
 		return nil, Envelope{}, fmt.Errorf("compose report mail: write header: %w", err)
 	}
-	mw := textproto.NewMultipartWriter(&buf)
-	if err := mw.SetBoundary(mixed); err != nil {
-		return nil, Envelope{}, fmt.Errorf("compose report mail: set boundary: %w", err)
-	}
+	mw := &mailMultipart{w: &buf, boundary: mixed}
 	if err := mailWriteSummaryPart(mw, common.messageID, r.Text, r.HTML); err != nil {
 		return nil, Envelope{}, fmt.Errorf("compose report mail: %w", err)
 	}
 	for i, a := range r.Attachments {
-		pw, err := mw.CreatePart(parts[i])
-		if err != nil {
+		if err := mw.part(parts[i]); err != nil {
 			return nil, Envelope{}, fmt.Errorf("compose report mail: attachment %s: %w", a.Filename, err)
 		}
 		var body bytes.Buffer
 		mailBase64Lines(&body, a.Data) // the delimiter that follows brings the line's CRLF
-		if _, err := pw.Write(body.Bytes()); err != nil {
+		if _, err := buf.Write(body.Bytes()); err != nil {
 			return nil, Envelope{}, fmt.Errorf("compose report mail: attachment %s: %w", a.Filename, err)
 		}
 	}
-	if err := mw.Close(); err != nil {
+	if err := mw.close(); err != nil {
 		return nil, Envelope{}, fmt.Errorf("compose report mail: close multipart: %w", err)
 	}
 	env := Envelope{From: r.From.Addr}
@@ -161,8 +156,8 @@ func ComposeReport(r ReportMail) ([]byte, Envelope, error) {
 // (validated, with the name parameter added for older clients), the
 // disposition with the file name (RFC 2231 encoded when not ASCII) and
 // base64.
-func mailAttachmentHeader(a Attachment) (textproto.Header, error) {
-	var h textproto.Header
+func mailAttachmentHeader(a Attachment) (mailPartHeader, error) {
+	var h mailPartHeader
 	name := mailOneLine(mailStripBidiControls(a.Filename))
 	if name == "" || name != a.Filename || strings.ContainsAny(name, `/\`) {
 		return h, fmt.Errorf("file name %q: want one line without a path", a.Filename)
@@ -180,8 +175,5 @@ func mailAttachmentHeader(a Attachment) (textproto.Header, error) {
 	if ct == "" || cd == "" {
 		return h, fmt.Errorf("content type %q: cannot be written with the file name %q", a.ContentType, name)
 	}
-	h.Add("Content-Transfer-Encoding", "base64")
-	h.Add("Content-Disposition", cd)
-	h.Add("Content-Type", ct)
-	return h, nil
+	return mailPartHeader{{"Content-Type", ct}, {"Content-Disposition", cd}, {"Content-Transfer-Encoding", "base64"}}, nil
 }
