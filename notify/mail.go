@@ -7,7 +7,6 @@ import (
 	"io"
 	"time"
 
-
 	"github.com/northwind-it/ticketgw/domain"
 )
 
