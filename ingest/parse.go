@@ -9,6 +9,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/northwind-it/ticketgw/domain"
@@ -80,7 +81,8 @@ func (l Limits) withDefaults() Limits {
 // bodies are held, up to lim.MaxTextBytes. Parse reads r up to the end of
 // the message or lim.MaxMessageBytes, whichever comes first.
 func Parse(r io.Reader, lim Limits) *domain.Message {
-	p := &parseState{lim: lim.withDefaults(), msg: &domain.Message{}}
+	p := &parseState{lim: lim.withDefaults(), msg: &domain.Message{}, sc: getParseScratch()}
+	defer p.sc.put()
 	p.safely("read message", func() { p.read(r) })
 	p.safely("assemble text", p.finish)
 	p.safely("detect automatic mail", p.detectAuto)
@@ -93,9 +95,11 @@ func Parse(r io.Reader, lim Limits) *domain.Message {
 // stay empty, and raw 8-bit header bytes are read in the charset the
 // Content-Type declares (Parse may also use the first text part's).
 func ParseHeader(r io.Reader, lim Limits) *domain.Message {
-	p := &parseState{lim: lim.withDefaults(), msg: &domain.Message{}}
+	p := &parseState{lim: lim.withDefaults(), msg: &domain.Message{}, sc: getParseScratch()}
+	defer p.sc.put()
 	p.safely("read header", func() {
-		br := bufio.NewReaderSize(&mimeCRReader{r: r}, 4<<10)
+		br := p.sc.reader(&mimeCRReader{r: r})
+		defer p.sc.release(br)
 		h, res := hdrRead(br, p.lim.MaxHeaderBytes)
 		p.top = h
 		p.headerProblems(parseWalkCtx{}, res)
@@ -135,10 +139,72 @@ type parseState struct {
 	innerHTML  string
 	innerDone  bool
 
-	auto    autoEvidence
+	auto autoEvidence
+	sc   *parseScratch // buffers, from a pool
+}
+
+// parseScratch is the memory a parse reads through: buffered readers and
+// the buffers of text parts. Parsing a typical message allocated ~130 KB,
+// most of it these buffers, freshly zeroed for every message; they now come
+// from a pool. Nothing a parse returns refers to them (text and header
+// values are copied out as strings).
+type parseScratch struct {
+	top     *bufio.Reader   // the message (16 KiB)
+	free    []*bufio.Reader // 4 KiB readers for parts and attached messages
 	copyBuf []byte
 	encBuf  bytes.Buffer // encoded bytes of the current text part
 	decBuf  []byte       // decoded bytes of the current text part
+}
+
+// parseScratchMax is the largest text buffer a pooled scratch keeps: a
+// message with a bigger text part does not pin its buffers after the parse.
+const parseScratchMax = 1 << 20
+
+var parseScratchPool = sync.Pool{New: func() any { return new(parseScratch) }}
+
+func getParseScratch() *parseScratch { return parseScratchPool.Get().(*parseScratch) }
+
+// put returns sc to the pool, dropping references to what was read.
+func (sc *parseScratch) put() {
+	if sc.top != nil {
+		sc.top.Reset(nil)
+	}
+	if sc.encBuf.Cap() > parseScratchMax {
+		sc.encBuf = bytes.Buffer{}
+	}
+	sc.encBuf.Reset()
+	if cap(sc.decBuf) > parseScratchMax {
+		sc.decBuf = nil
+	}
+	parseScratchPool.Put(sc)
+}
+
+// topReader returns the 16 KiB reader of the message, reading r.
+func (sc *parseScratch) topReader(r io.Reader) *bufio.Reader {
+	if sc.top == nil {
+		sc.top = bufio.NewReaderSize(r, 16<<10)
+	} else {
+		sc.top.Reset(r)
+	}
+	return sc.top
+}
+
+// reader returns a 4 KiB reader of r; release gives it back.
+func (sc *parseScratch) reader(r io.Reader) *bufio.Reader {
+	if n := len(sc.free); n > 0 {
+		br := sc.free[n-1]
+		sc.free = sc.free[:n-1]
+		br.Reset(r)
+		return br
+	}
+	return bufio.NewReaderSize(r, 4<<10)
+}
+
+func (sc *parseScratch) release(br *bufio.Reader) {
+	br.Reset(nil)
+	if len(sc.free) < 8 {
+		sc.free = append(sc.free, br)
+	}
 }
 
 // parseWalkCtx is where an entity sits in the MIME tree.
@@ -208,7 +274,7 @@ func (p *parseState) read(r io.Reader) {
 			p.warnf("read message: %v; the message may be incomplete", lr.err)
 		}
 	}()
-	br := bufio.NewReaderSize(&mimeCRReader{r: lr}, 16<<10)
+	br := p.sc.topReader(&mimeCRReader{r: lr})
 	h, res := hdrRead(br, p.lim.MaxHeaderBytes)
 	p.top = h
 	p.headerProblems(parseWalkCtx{}, res)
@@ -236,21 +302,21 @@ func (p *parseState) headerProblems(ctx parseWalkCtx, res hdrReadResult) {
 
 // drain reads r to its end without keeping anything.
 func (p *parseState) drain(r io.Reader) int64 {
-	if p.copyBuf == nil {
-		p.copyBuf = make([]byte, 8<<10)
+	if p.sc.copyBuf == nil {
+		p.sc.copyBuf = make([]byte, 8<<10)
 	}
-	n, _ := io.CopyBuffer(io.Discard, r, p.copyBuf)
+	n, _ := io.CopyBuffer(io.Discard, r, p.sc.copyBuf)
 	return n
 }
 
 // count reads r to its end, or to max bytes, and returns how many bytes it
 // read and whether there was more.
 func (p *parseState) count(r io.Reader, max int64) (int64, bool) {
-	if p.copyBuf == nil {
-		p.copyBuf = make([]byte, 8<<10)
+	if p.sc.copyBuf == nil {
+		p.sc.copyBuf = make([]byte, 8<<10)
 	}
 	var c mimeCounter
-	_, _ = io.CopyBuffer(&c, io.LimitReader(r, max), p.copyBuf)
+	_, _ = io.CopyBuffer(&c, io.LimitReader(r, max), p.sc.copyBuf)
 	if c.n < max {
 		return c.n, false
 	}
@@ -487,10 +553,11 @@ func (p *parseState) multipart(e parseEntity, br *bufio.Reader, ctx parseWalkCtx
 			break
 		}
 		cctx := parseWalkCtx{depth: ctx.depth + 1, path: ctx.child(i), inner: ctx.inner, defaultType: child}
-		pbr := bufio.NewReaderSize(sp, 4<<10)
+		pbr := p.sc.reader(sp)
 		ph, res := hdrRead(pbr, p.lim.MaxHeaderBytes)
 		p.headerProblems(cctx, res)
 		p.walk(&ph, pbr, cctx)
+		p.sc.release(pbr)
 	}
 	switch {
 	case !sp.sawDelim:
@@ -595,7 +662,7 @@ func (p *parseState) reportPart(e parseEntity, r io.Reader, ctx parseWalkCtx) {
 // plainly not base64 can be taken as it is.
 func (p *parseState) bodyText(e parseEntity, r io.Reader, ctx parseWalkCtx) {
 	rawCap := int64(p.lim.MaxTextBytes) * 4
-	enc := &p.encBuf
+	enc := &p.sc.encBuf
 	enc.Reset()
 	_, _ = enc.ReadFrom(io.LimitReader(r, rawCap))
 	truncated := false
@@ -613,10 +680,10 @@ func (p *parseState) bodyText(e parseEntity, r io.Reader, ctx parseWalkCtx) {
 	}
 	if t != nil {
 		// Both decoders never produce more bytes than they consume.
-		if cap(p.decBuf) < len(raw)+3 {
-			p.decBuf = make([]byte, len(raw)+3)
+		if cap(p.sc.decBuf) < len(raw)+3 {
+			p.sc.decBuf = make([]byte, len(raw)+3)
 		}
-		dst := p.decBuf[:cap(p.decBuf)]
+		dst := p.sc.decBuf[:cap(p.sc.decBuf)]
 		n, _, _ := t.Transform(dst, raw, true)
 		raw = dst[:n]
 	}
@@ -693,7 +760,8 @@ func (p *parseState) attachedMessage(e parseEntity, br io.Reader, ctx parseWalkC
 	if ctx.depth >= p.lim.MaxDepth {
 		p.warnf("%s: nesting deeper than %d levels; attached message not read", ctx.where(), p.lim.MaxDepth)
 	} else {
-		ibr := bufio.NewReaderSize(cr, 4<<10)
+		ibr := p.sc.reader(cr)
+		defer p.sc.release(ibr)
 		ih, res := hdrRead(ibr, p.lim.MaxHeaderBytes)
 		ictx := parseWalkCtx{depth: ctx.depth + 1, path: ctx.path, inner: ctx.inner + 1, defaultType: "text/plain"}
 		if ictx.path == "" {
