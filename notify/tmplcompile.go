@@ -474,7 +474,7 @@ type fieldSite struct {
 
 // fieldRes is how a name resolves on one receiver type.
 type fieldRes struct {
-	typ  reflect.Type // the receiver's type as given
+	typ  reflect.Type // the receiver's type after indirection
 	addr bool         // the receiver, after indirection, is addressable
 	kind fieldKind
 	// kindField:
@@ -499,15 +499,17 @@ func (f *fieldSite) eval(recv reflect.Value) (reflect.Value, error) {
 	if !recv.IsValid() {
 		return reflect.Value{}, errUncompiled
 	}
-	typ := recv.Type()
 	r, isNil := indirect(recv)
 	if isNil {
 		return reflect.Value{}, errUncompiled
 	}
-	addr := r.CanAddr()
+	// The look-up depends on the receiver's type after indirection (an
+	// interface field holds values of many types) and on whether it is
+	// addressable (which adds the pointer's methods).
+	rt, addr := r.Type(), r.CanAddr()
 	res := f.cache.Load()
-	if res == nil || res.typ != typ || res.addr != addr {
-		res = resolveField(typ, r.Type(), addr, f.name)
+	if res == nil || res.typ != rt || res.addr != addr {
+		res = resolveField(rt, addr, f.name)
 		f.cache.Store(res)
 	}
 	switch res.kind {
@@ -540,8 +542,8 @@ var (
 	anyType         = reflect.TypeFor[any]()
 )
 
-func resolveField(typ, rt reflect.Type, addr bool, name string) *fieldRes {
-	res := &fieldRes{typ: typ, addr: addr}
+func resolveField(rt reflect.Type, addr bool, name string) *fieldRes {
+	res := &fieldRes{typ: rt, addr: addr}
 	mt := rt
 	if addr {
 		mt = reflect.PointerTo(rt)
@@ -665,7 +667,9 @@ func (c *compiler) builtinCall(name string, args []parse.Node, hasFinal bool) (c
 		} else {
 			v = final
 		}
-		if !v.IsValid() { // "invalid value; expected reflect.Value"
+		if !v.IsValid() || v.Type() == reflectValueTyp {
+			// Invalid: "invalid value; expected reflect.Value". A
+			// reflect.Value held in the data is unwrapped by text/template.
 			return v, errUncompiled
 		}
 		return v, nil
@@ -707,17 +711,21 @@ func (c *compiler) builtinCall(name string, args []parse.Node, hasFinal bool) (c
 		}
 		ne := name == "ne"
 		return func(s *cstate, dot, final reflect.Value) (reflect.Value, error) {
-			a, err := arg(s, dot, final, 0)
-			if err != nil {
-				return a, err
-			}
-			a = indirectInterface(a)
-			for i := 1; i < n; i++ {
-				b, err := arg(s, dot, final, i)
+			// Every argument is evaluated before the comparison, as
+			// text/template does: one that fails fails the call even
+			// when an earlier one compares equal.
+			var buf [4]reflect.Value
+			vals := buf[:0]
+			for i := range n {
+				v, err := arg(s, dot, final, i)
 				if err != nil {
-					return b, err
+					return v, err
 				}
-				eq, err := basicEqual(a, indirectInterface(b))
+				vals = append(vals, indirectInterface(v))
+			}
+			a := vals[0]
+			for _, b := range vals[1:] {
+				eq, err := basicEqual(a, b)
 				if err != nil {
 					return reflect.Value{}, err
 				}

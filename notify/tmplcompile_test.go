@@ -2,8 +2,10 @@ package notify
 
 import (
 	"errors"
+	"fmt"
 	htmltemplate "html/template"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 	texttemplate "text/template"
@@ -231,6 +233,9 @@ var compiledSeeds = []string{
 	`{{template "x"}}{{define "x"}}y{{end}}`,
 	`{{range 3}}{{.}}{{end}}{{break}}`,
 	`{{.Subject.Foo}} {{.TicketID 1}} {{bidi}} {{bidi 1}}`,
+	`{{range .Items}}{{.Name}} {{.Hello}} {{.X}}|{{end}}`,
+	`{{range $i, $x := .Items}}{{$i}}{{with $x}}{{.}}{{end}}{{end}} {{.S}} {{.V}} {{not .V}} {{.M.k}} {{.M.n}}`,
+	`{{eq .IMACQuota 10 .Nope}} {{eq .Subject "x" (category .Subject)}} {{and .V .S}}`,
 }
 
 // FuzzCompiledTemplate runs arbitrary templates over sample data on both
@@ -250,7 +255,13 @@ func FuzzCompiledTemplate(f *testing.F) {
 		if n%2 == 0 {
 			w.Cc = append(w.Cc, domain.Address{Name: text, Addr: "a@b.example"})
 		}
-		for _, view := range []any{templateView(a), a, &a, templateView(w), w} {
+		odd := struct {
+			Items []any
+			S     fmt.Stringer
+			V     reflect.Value
+			M     map[string]any
+		}{[]any{reviewA{Name: text, X: int(n)}, &reviewB{Name: "b", X: 2}, text, nil}, a.Loc, reflect.ValueOf(n), map[string]any{"k": text, "n": n}}
+		for _, view := range []any{templateView(a), a, &a, templateView(w), w, odd} {
 			compiledVsText(t, src, view)
 			compiledVsHTML(t, src, view, false)
 		}
@@ -277,4 +288,68 @@ func FuzzCompiledEscapers(f *testing.F) {
 		compiledVsHTML(t, src, view, true)
 		compiledVsHTML(t, `<p title="{{.H}}">{{.S}}</p>`, view, false)
 	})
+}
+
+type reviewA struct {
+	Name string
+	X    int
+}
+
+func (reviewA) Hello() string { return "A.Hello" }
+
+type reviewB struct {
+	X    int
+	Name string
+}
+
+func (reviewB) Aaa() string   { return "B.Aaa" }
+func (reviewB) Hello() string { return "B.Hello" }
+
+// TestCompiledReviewFindings: cases a review found where the compiled
+// renderer succeeded with other output than text/template's, or where
+// text/template fails.
+func TestCompiledReviewFindings(t *testing.T) {
+	items := struct{ Items []any }{[]any{reviewA{Name: "a", X: 1}, reviewB{X: 2, Name: "b"}, &reviewA{Name: "c"}}}
+	for _, tc := range []struct {
+		src  string
+		data any
+	}{
+		// The field and method caches were keyed on the type before
+		// indirection: an interface's values of different types shared
+		// one entry.
+		{`{{range .Items}}{{.Name}} {{.Hello}} {{.X}}|{{end}}`, items},
+		// eq evaluates every argument before comparing.
+		{`{{eq .A "x" .Nope}}`, struct{ A string }{"x"}},
+		{`{{eq .a "x" .b}}`, map[string]string{"a": "x"}},
+		{`{{eq .A "x" (category .A)}}`, struct{ A string }{"x"}},
+		// A reflect.Value in the data is unwrapped for the builtins.
+		{`{{not .V}} {{and .V "x"}} {{or .V "y"}}`, struct{ V reflect.Value }{reflect.ValueOf(0)}},
+		{`{{not .V}} {{if .V}}t{{end}}`, struct{ V fmt.Stringer }{}},
+	} {
+		compiledVsText(t, tc.src, tc.data)
+		compiledVsHTML(t, tc.src, tc.data, false)
+	}
+	// The same template rendered on values of alternating types.
+	f := formatter{lang: LangEnglish, loc: time.UTC}
+	tt := texttemplate.Must(texttemplate.New("t").Option("missingkey=error").Funcs(f.textFuncs()).Parse(`{{.Item.Name}}`))
+	p, err := compileTree(tt.Tree, f.textFuncs(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, item := range []any{reviewA{Name: "a", X: 1}, reviewB{Name: "b", X: 2}, reviewA{Name: "c", X: 3}} {
+		var got strings.Builder
+		if err := p.execute(&got, struct{ Item any }{item}); err != nil {
+			t.Fatal(err)
+		}
+		want := ""
+		switch it := item.(type) {
+		case reviewA:
+			want = it.Name
+		case reviewB:
+			want = it.Name
+		}
+		if got.String() != want {
+			t.Errorf("rendered %q for %#v, want %q", got.String(), item, want)
+		}
+	}
 }
