@@ -121,6 +121,7 @@ func New(ctx context.Context, cfg *rules.Config, tmpl *notify.Templates, log *sl
 	g.Timers = &TimerWorker{Cfg: cfg, Store: g.Store, Templates: tmpl, Log: log.With("component", "timers"),
 		Now: opt.Now, Kick: g.Outbox.Kick}
 	g.Pipeline = NewPipeline(cfg, tmpl, g.Store, log.With("component", "pipeline"), opt.Now)
+	g.Pipeline.OnQueued = g.Outbox.Hold
 	g.Pipeline.OnOutcome = func(o Outcome) {
 		g.Outbox.Kick()
 		if opt.OnOutcome != nil {

@@ -58,6 +58,9 @@ type Pipeline struct {
 	Now        func() time.Time
 	// OnOutcome, when set, is called after each message is stored.
 	OnOutcome func(Outcome)
+	// OnQueued, when set, is called with the outgoing mail a message's
+	// commit stored, and which entries it added (OutboxSender.Hold).
+	OnQueued func(entries []store.OutboxEntry, added []bool)
 	// FaultHook is for tests and nil in production. When set, it is called
 	// with the message at named steps of storing it: "after-create" (the
 	// ticket is stored), "after-update" (a follow-up or staff reply is
@@ -347,8 +350,12 @@ func (p *Pipeline) commit(ctx context.Context, ticketID string, ids []string, en
 	if mark != nil {
 		c.Processed = &mark.ref
 	}
-	if _, err := p.Store.CommitMessage(ctx, c, p.Now()); err != nil {
+	added, err := p.Store.CommitMessage(ctx, c, p.Now())
+	if err != nil {
 		return fmt.Errorf("index message ids and queue mail: %w", err)
+	}
+	if p.OnQueued != nil && len(entries) > 0 {
+		p.OnQueued(entries, added)
 	}
 	if mark != nil {
 		mark.done = true

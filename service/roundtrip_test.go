@@ -160,6 +160,7 @@ func TestRedisRoundTripsPerMessage(t *testing.T) {
 	ob := &countingOutbox{Store: st}
 	sender := &service.OutboxSender{Outbox: ob, Sender: discardSender{}, Log: log, Now: clock.Now,
 		Lease: time.Minute, Idle: time.Hour}
+	p.OnQueued = sender.Hold // as service.New wires it: the claim reads no mail back
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- sender.Run(runCtx) }()

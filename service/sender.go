@@ -67,6 +67,7 @@ type OutboxSender struct {
 
 	kick chan struct{}
 	once sync.Once
+	held heldMail // mail this instance queued, not yet claimed (Hold)
 }
 
 func (o *OutboxSender) init() {
@@ -152,7 +153,7 @@ func (o *OutboxSender) Run(ctx context.Context) error {
 
 // drain claims and sends one batch; it returns how many entries it claimed.
 func (o *OutboxSender) drain(ctx context.Context) (int, error) {
-	entries, err := o.Outbox.ClaimOutbox(ctx, o.Now(), o.Lease, o.Batch)
+	entries, err := o.claim(ctx)
 	if err != nil || len(entries) == 0 {
 		return 0, err
 	}
@@ -271,6 +272,9 @@ func (o *OutboxSender) sendOne(ctx context.Context, e store.OutboxEntry) {
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	o.observe(e, err)
+	if err == nil || e.Attempts >= o.MaxAttempts {
+		o.held.forget(e.Key) // held after its claim
+	}
 	if err == nil {
 		if aerr := o.Outbox.AckOutbox(actx, e.Key, o.Now()); aerr != nil {
 			log.Error("outbox: sent but not acknowledged; it will be sent again", "err", aerr)

@@ -130,7 +130,8 @@ var claimOutboxScript = redis.NewScript(`
 -- KEYS[4] P{outbox}:attempts  key -> attempts started
 -- KEYS[5] P{outbox}:errors    key -> last error
 -- KEYS[6] P{outbox}:raw       key -> message bytes
--- ARGV[1] now ms, ARGV[2] lease expiry ms, ARGV[3] max entries
+-- ARGV[1] now ms, ARGV[2] lease expiry ms, ARGV[3] max entries,
+-- ARGV[4] '0' to leave the message bytes out (raw is then '')
 -- Returns a flat array {key, payload, attempts, last error, due ms, raw, ...}:
 -- first entries whose lease expired (claimed again), then due entries by
 -- next try time. Each claim counts as an attempt.
@@ -151,7 +152,11 @@ local function take(key, due)
   out[#out + 1] = tostring(n)
   out[#out + 1] = redis.call('HGET', KEYS[5], key) or ''
   out[#out + 1] = due
-  out[#out + 1] = redis.call('HGET', KEYS[6], key) or ''
+  if ARGV[4] == '0' then
+    out[#out + 1] = ''
+  else
+    out[#out + 1] = redis.call('HGET', KEYS[6], key) or ''
+  end
 end
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, max)
 for i = 1, #expired, 2 do
@@ -171,11 +176,46 @@ return out
 // now+lease. An entry neither acked nor retried before its lease expires
 // is handed out again; so the lease must be longer than a send attempt.
 func (s *Store) ClaimOutbox(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]OutboxEntry, error) {
+	return s.claimOutbox(ctx, now, lease, limit, true)
+}
+
+// ClaimOutboxMeta is ClaimOutbox without the message bytes kept apart
+// (P{outbox}:raw): a sender that still holds them in memory, having just
+// queued them, reads only what it lacks, with OutboxRaw. Raw is set only for
+// entries queued before the bytes were kept apart.
+func (s *Store) ClaimOutboxMeta(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]OutboxEntry, error) {
+	return s.claimOutbox(ctx, now, lease, limit, false)
+}
+
+// OutboxRaw returns the message bytes of the entries keys, in order; nil
+// for an entry without them (one that refers to its message, or is gone).
+func (s *Store) OutboxRaw(ctx context.Context, keys []string) ([][]byte, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	vals, err := s.rdb.HMGet(ctx, s.k.outboxRaw(), keys...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read mail: %w", err)
+	}
+	out := make([][]byte, len(keys))
+	for i, v := range vals {
+		if r, ok := v.(string); ok && r != "" {
+			out[i] = []byte(r)
+		}
+	}
+	return out, nil
+}
+
+func (s *Store) claimOutbox(ctx context.Context, now time.Time, lease time.Duration, limit int, withRaw bool) ([]OutboxEntry, error) {
 	if limit <= 0 || lease <= 0 {
 		return nil, fmt.Errorf("claim mail: invalid limit %d or lease %v", limit, lease)
 	}
 	k := []string{s.k.outboxPending(), s.k.outboxLeased(), s.k.outboxMsg(), s.k.outboxAttempts(), s.k.outboxErrors(), s.k.outboxRaw()}
-	res, err := claimOutboxScript.Run(ctx, s.rdb, k, ms(now), ms(now.Add(lease)), limit).Slice()
+	raw := "1"
+	if !withRaw {
+		raw = "0"
+	}
+	res, err := claimOutboxScript.Run(ctx, s.rdb, k, ms(now), ms(now.Add(lease)), limit, raw).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("claim mail: %w", err)
 	}

@@ -1,0 +1,153 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/northwind-it/ticketgw/store"
+)
+
+// The outbox sender's copy of the mail this instance has just queued. Every
+// mail is stored in Redis before it is sent, and the sender used to read it
+// back whole when it claimed the entry: for a forward, the customer's whole
+// message, a second time through Redis and the network within the same
+// millisecond. Now the pipeline hands the bytes it queued to the sender
+// (Hold), the sender claims entries without their bytes (ClaimOutboxMeta)
+// and reads from Redis only those it does not hold (OutboxRaw): mail queued
+// by another instance, before a restart, by the SLA timers, or beyond the
+// held bytes' cap. What is sent is the same bytes either way: the held copy
+// is the one that was stored, and only an entry this commit added is held.
+
+// heldMailMax caps the bytes held; beyond it, mail is read back from Redis.
+const heldMailMax = 4 << 20
+
+// heldMailAge is how long an entry not claimed (another instance claimed
+// it, or it was claimed before it was held) stays held.
+const heldMailAge = time.Minute
+
+// rawlessOutbox is an Outbox that can claim entries without their message
+// bytes and read the bytes of some (implemented by *store.Store).
+type rawlessOutbox interface {
+	ClaimOutboxMeta(ctx context.Context, now time.Time, lease time.Duration, max int) ([]store.OutboxEntry, error)
+	OutboxRaw(ctx context.Context, keys []string) ([][]byte, error)
+}
+
+// heldMail is the sender's in-memory copy of recently queued mail.
+type heldMail struct {
+	mu    sync.Mutex
+	m     map[string]heldRaw
+	bytes int
+}
+
+type heldRaw struct {
+	raw []byte
+	at  time.Time
+}
+
+// Hold gives the sender the bytes of the entries a commit queued (added
+// reports which were added; an entry already queued keeps its stored
+// bytes). The pipeline calls it after the commit; the sender uses the bytes
+// instead of reading them back when it claims the entry. It never blocks on
+// I/O.
+func (o *OutboxSender) Hold(entries []store.OutboxEntry, added []bool) {
+	o.init()
+	if _, ok := o.Outbox.(rawlessOutbox); !ok {
+		return
+	}
+	now := o.Now()
+	h := &o.held
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i, e := range entries {
+		if i >= len(added) || !added[i] || len(e.Raw) == 0 || len(e.Raw) > heldMailMax/4 {
+			continue
+		}
+		if h.bytes+len(e.Raw) > heldMailMax {
+			h.evict(now)
+			if h.bytes+len(e.Raw) > heldMailMax {
+				continue // read back from Redis when claimed
+			}
+		}
+		if h.m == nil {
+			h.m = make(map[string]heldRaw)
+		}
+		if old, ok := h.m[e.Key]; ok {
+			h.bytes -= len(old.raw)
+		}
+		h.m[e.Key] = heldRaw{raw: e.Raw, at: now}
+		h.bytes += len(e.Raw)
+	}
+}
+
+// evict drops entries held longer than heldMailAge.
+func (h *heldMail) evict(now time.Time) {
+	for k, v := range h.m {
+		if now.Sub(v.at) > heldMailAge {
+			delete(h.m, k)
+			h.bytes -= len(v.raw)
+		}
+	}
+}
+
+// take returns and forgets the bytes held for key.
+func (h *heldMail) take(key string) ([]byte, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	v, ok := h.m[key]
+	if ok {
+		delete(h.m, key)
+		h.bytes -= len(v.raw)
+	}
+	return v.raw, ok
+}
+
+// forget drops what is held for key (its entry was sent, or dropped).
+func (h *heldMail) forget(key string) { _, _ = h.take(key) }
+
+// usesRaw reports whether sending e uses e.Raw (rather than composing it
+// from the message it refers to).
+func usesRaw(e store.OutboxEntry) bool { return e.Ref == nil || len(e.Recipe) == 0 }
+
+// claim claims a batch. With a rawlessOutbox, entries get their bytes from
+// what is held, and the rest from one read.
+func (o *OutboxSender) claim(ctx context.Context) ([]store.OutboxEntry, error) {
+	ro, ok := o.Outbox.(rawlessOutbox)
+	if !ok {
+		return o.Outbox.ClaimOutbox(ctx, o.Now(), o.Lease, o.Batch)
+	}
+	entries, err := ro.ClaimOutboxMeta(ctx, o.Now(), o.Lease, o.Batch)
+	if err != nil || len(entries) == 0 {
+		return entries, err
+	}
+	var missing []int
+	for i := range entries {
+		e := &entries[i]
+		if !usesRaw(*e) || len(e.Raw) > 0 {
+			continue
+		}
+		if raw, ok := o.held.take(e.Key); ok {
+			e.Raw = raw
+		} else {
+			missing = append(missing, i)
+		}
+	}
+	if len(missing) == 0 {
+		return entries, nil
+	}
+	keys := make([]string, len(missing))
+	for j, i := range missing {
+		keys[j] = entries[i].Key
+	}
+	raws, err := ro.OutboxRaw(ctx, keys)
+	if err != nil {
+		// Claimed but unreadable: give the batch back for the next claim.
+		o.giveBack(ctx, entries)
+		return nil, fmt.Errorf("claim mail: %w", err)
+	}
+	for j, i := range missing {
+		entries[i].Raw = raws[j]
+	}
+	return entries, nil
+}
