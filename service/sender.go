@@ -159,6 +159,13 @@ func (o *OutboxSender) drain(ctx context.Context) (int, error) {
 	}
 	hb := o.renewLeases(ctx, entries)
 	defer hb.stop()
+	// With a batchAcker, the entries sent are acknowledged together once
+	// the batch's sends are done: one round trip instead of one per mail.
+	// Their leases are renewed until then.
+	var acks *ackBatch
+	if _, ok := o.Outbox.(batchAcker); ok {
+		acks = &ackBatch{}
+	}
 	sem := make(chan struct{}, o.Workers)
 	var wg sync.WaitGroup
 	for i, e := range entries {
@@ -178,12 +185,67 @@ func (o *OutboxSender) drain(ctx context.Context) (int, error) {
 		wg.Add(1)
 		go func(e store.OutboxEntry) {
 			defer func() { <-sem; wg.Done() }()
-			o.sendOne(ctx, e)
-			hb.done(e.Key)
+			if !o.sendOne(ctx, e, acks) {
+				hb.done(e.Key)
+			}
 		}(e)
 	}
 	wg.Wait()
+	if acks != nil {
+		o.ackBatch(ctx, acks.list)
+	}
 	return len(entries), nil
+}
+
+// batchAcker is an Outbox that acknowledges several entries in one round
+// trip (implemented by *store.Store).
+type batchAcker interface {
+	AckOutboxMany(ctx context.Context, keys []string, now time.Time) error
+}
+
+// ackBatch collects the entries of a batch to acknowledge: sent, or dropped
+// after permanent failures.
+type ackBatch struct {
+	mu   sync.Mutex
+	list []pendingAck
+}
+
+type pendingAck struct {
+	e    store.OutboxEntry
+	drop bool
+}
+
+func (b *ackBatch) add(e store.OutboxEntry, drop bool) {
+	b.mu.Lock()
+	b.list = append(b.list, pendingAck{e, drop})
+	b.mu.Unlock()
+}
+
+// ackBatch acknowledges the entries of a batch in one round trip, with a
+// fresh context: a graceful stop records what was sent.
+func (o *OutboxSender) ackBatch(ctx context.Context, list []pendingAck) {
+	if len(list) == 0 {
+		return
+	}
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	keys := make([]string, len(list))
+	for i, a := range list {
+		keys[i] = a.e.Key
+	}
+	err := o.Outbox.(batchAcker).AckOutboxMany(actx, keys, o.Now())
+	for _, a := range list {
+		e := a.e
+		switch {
+		case err != nil && a.drop:
+			o.Log.Error("outbox: drop failed", "outbox_key", e.Key, "kind", e.Kind, "ticket", e.Ticket, "attempt", e.Attempts, "err", err)
+		case err != nil:
+			o.Log.Error("outbox: sent but not acknowledged; it will be sent again",
+				"outbox_key", e.Key, "kind", e.Kind, "ticket", e.Ticket, "attempt", e.Attempts, "err", err)
+		case !a.drop:
+			o.Log.Info("mail sent", "outbox_key", e.Key, "kind", e.Kind, "ticket", e.Ticket, "attempt", e.Attempts, "to", e.To)
+		}
+	}
 }
 
 // leaseRenewer extends the leases of a batch's entries until each is done.
@@ -257,8 +319,14 @@ func (o *OutboxSender) giveBack(ctx context.Context, entries []store.OutboxEntry
 	}
 }
 
-func (o *OutboxSender) sendOne(ctx context.Context, e store.OutboxEntry) {
-	log := o.Log.With("outbox_key", e.Key, "kind", e.Kind, "ticket", e.Ticket, "attempt", e.Attempts)
+// sendOne sends e and records the result: a failure is rescheduled (or,
+// permanent and out of attempts, dropped); a success or a drop is
+// acknowledged, at once, or, with acks, added to the batch's
+// acknowledgement (sendOne then reports true).
+func (o *OutboxSender) sendOne(ctx context.Context, e store.OutboxEntry, acks *ackBatch) (deferred bool) {
+	attrs := func(more ...any) []any {
+		return append([]any{"outbox_key", e.Key, "kind", e.Kind, "ticket", e.Ticket, "attempt", e.Attempts}, more...)
+	}
 	// A send that has begun is finished even when shutdown begins (the
 	// sender bounds it with its own timeout): cut short, the relay may
 	// already hold the message, which the next instance would send again.
@@ -268,30 +336,35 @@ func (o *OutboxSender) sendOne(ctx context.Context, e store.OutboxEntry) {
 	} else {
 		err = o.Sender.Send(context.WithoutCancel(ctx), notify.Envelope{From: e.From, To: e.To}, e.Raw)
 	}
-	// Record the result with a fresh context for the same reason.
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
 	o.observe(e, err)
-	if err == nil || e.Attempts >= o.MaxAttempts {
+	drop := err != nil && !notify.IsTemporary(err) && e.Attempts >= o.MaxAttempts
+	if err == nil || drop {
 		o.held.forget(e.Key) // held after its claim
 	}
-	if err == nil {
-		if aerr := o.Outbox.AckOutbox(actx, e.Key, o.Now()); aerr != nil {
-			log.Error("outbox: sent but not acknowledged; it will be sent again", "err", aerr)
-			return
-		}
-		log.Info("mail sent", "to", e.To)
-		return
-	}
-	if !notify.IsTemporary(err) && e.Attempts >= o.MaxAttempts {
-		log.Error("outbox: giving up after permanent failures", "err", err)
+	if drop {
+		o.Log.Error("outbox: giving up after permanent failures", attrs("err", err)...)
 		if o.Observer != nil {
 			o.Observer.MailDropped(e.Kind)
 		}
-		if aerr := o.Outbox.AckOutbox(actx, e.Key, o.Now()); aerr != nil {
-			log.Error("outbox: drop failed", "err", aerr)
+	}
+	if (err == nil || drop) && acks != nil {
+		acks.add(e, drop)
+		return true
+	}
+	// Record the result with a fresh context for the same reason.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err == nil || drop {
+		aerr := o.Outbox.AckOutbox(actx, e.Key, o.Now())
+		switch {
+		case aerr != nil && drop:
+			o.Log.Error("outbox: drop failed", attrs("err", aerr)...)
+		case aerr != nil:
+			o.Log.Error("outbox: sent but not acknowledged; it will be sent again", attrs("err", aerr)...)
+		case !drop:
+			o.Log.Info("mail sent", attrs("to", e.To)...)
 		}
-		return
+		return false
 	}
 	delay := Backoff(e.Attempts)
 	if errors.Is(err, ingest.ErrMessageNotFound) {
@@ -300,10 +373,11 @@ func (o *OutboxSender) sendOne(ctx context.Context, e store.OutboxEntry) {
 		delay = min(delay, time.Duration(e.Attempts)*time.Second)
 	}
 	at := o.Now().Add(delay)
-	log.Warn("outbox: send failed, will retry", "err", err, "retry_at", at)
+	o.Log.Warn("outbox: send failed, will retry", attrs("err", err, "retry_at", at)...)
 	if rerr := o.Outbox.RetryOutbox(actx, e.Key, at, err.Error()); rerr != nil {
-		log.Error("outbox: reschedule failed; the lease brings it back", "err", rerr)
+		o.Log.Error("outbox: reschedule failed; the lease brings it back", attrs("err", rerr)...)
 	}
+	return false
 }
 
 // observe tells the Observer how sending e ended (err nil: sent).

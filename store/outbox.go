@@ -309,6 +309,41 @@ func (s *Store) AckOutbox(ctx context.Context, key string, now time.Time) error 
 	return nil
 }
 
+var ackOutboxManyScript = redis.NewScript(`
+-- KEYS as ackOutboxScript's; ARGV[1] now ms, ARGV[2..] entry keys
+-- Returns the number of keys. Each is acked as by ackOutboxScript.
+for i = 2, #ARGV do
+  local key = ARGV[i]
+  redis.call('HDEL', KEYS[8], key)
+  redis.call('ZREM', KEYS[1], key)
+  redis.call('ZREM', KEYS[2], key)
+  redis.call('ZREM', KEYS[3], key)
+  redis.call('HDEL', KEYS[4], key)
+  redis.call('HDEL', KEYS[5], key)
+  redis.call('HDEL', KEYS[6], key)
+  redis.call('ZADD', KEYS[7], ARGV[1], key)
+end
+return #ARGV - 1
+`)
+
+// AckOutboxMany is AckOutbox for several entries in one round trip (the
+// sender acks a batch when its sends are done).
+func (s *Store) AckOutboxMany(ctx context.Context, keys []string, now time.Time) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	k := []string{s.k.outboxPending(), s.k.outboxLeased(), s.k.outboxQueued(), s.k.outboxMsg(), s.k.outboxAttempts(), s.k.outboxErrors(), s.k.outboxSent(), s.k.outboxRaw()}
+	args := make([]any, 0, len(keys)+1)
+	args = append(args, ms(now))
+	for _, key := range keys {
+		args = append(args, key)
+	}
+	if err := ackOutboxManyScript.Run(ctx, s.rdb, k, args...).Err(); err != nil {
+		return fmt.Errorf("ack %d mails: %w", len(keys), err)
+	}
+	return nil
+}
+
 var retryOutboxScript = redis.NewScript(`
 -- KEYS[1] P{outbox}:pending, KEYS[2] P{outbox}:leased, KEYS[3] P{outbox}:msg,
 -- KEYS[4] P{outbox}:errors

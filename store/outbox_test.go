@@ -320,3 +320,44 @@ func TestOutboxRawKeptApart(t *testing.T) {
 		t.Errorf("raw hash holds %d entries after ack (%v)", n, err)
 	}
 }
+
+// TestAckOutboxMany acks a batch in one call: each entry is gone, and
+// remembered as sent, exactly as with AckOutbox.
+func TestAckOutboxMany(t *testing.T) {
+	s, _ := newTestStore(t, WithOutboxRetention(24*time.Hour))
+	ctx := context.Background()
+	now := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+	keys := []string{"ack:A-1", "forward:A-1", "ack:A-2"}
+	for _, k := range keys {
+		e := OutboxEntry{Key: k, Kind: "ack", From: "s@x.example", To: []string{"c@y.example"}, Raw: []byte(k)}
+		if _, err := s.Enqueue(ctx, e, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := s.ClaimOutbox(ctx, now, time.Minute, 10); err != nil || len(got) != 3 {
+		t.Fatalf("claim = %d, %v", len(got), err)
+	}
+	if err := s.AckOutboxMany(ctx, keys[:2], now); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AckOutboxMany(ctx, nil, now); err != nil {
+		t.Fatal(err)
+	}
+	for i, k := range keys {
+		e := OutboxEntry{Key: k, Kind: "ack", From: "s@x.example", To: []string{"c@y.example"}, Raw: []byte(k)}
+		added, err := s.Enqueue(ctx, e, now.Add(time.Hour))
+		if err != nil || added {
+			t.Errorf("%s: enqueue again = %v, %v; want not added (sent or in flight)", k, added, err)
+		}
+		raw, err := s.OutboxRaw(ctx, []string{k})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if acked := i < 2; acked != (raw[0] == nil) {
+			t.Errorf("%s: bytes %q after the batch ack", k, raw[0])
+		}
+	}
+	if n, _, err := s.OutboxDepth(ctx); err != nil || n != 1 {
+		t.Errorf("depth = %d, %v; want the one entry not acked", n, err)
+	}
+}
