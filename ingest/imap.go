@@ -263,6 +263,10 @@ type Fetched struct {
 	// next run (shutdown): the handler then returns that error at once.
 	Turn    func() error
 	Release func()
+	// Unprocessed is set when the source asked its processed lookup
+	// (WithProcessedLookup) about this message's UID just before fetching
+	// it, and it had no processed marker: the handler need not ask again.
+	Unprocessed bool
 }
 
 // Handler processes one message. Returning nil means "stored durably": the
@@ -286,6 +290,19 @@ type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 
 // SourceOption customises a Source.
 type SourceOption func(*Source)
+
+// ProcessedLookup reports, for UIDs of a mailbox's folder generation, which
+// carry a processed marker (store.ProcessedMany).
+type ProcessedLookup func(ctx context.Context, mailbox string, uidValidity uint32, uids []uint32) ([]bool, error)
+
+// WithProcessedLookup has the Source ask lookup, once for each batch of
+// new messages, which of them were already processed (handled, and then not
+// moved: a crash or a failed move), and mark the others Fetched.Unprocessed,
+// so that the handler's own per-message check, a round trip each, is saved.
+// A failed lookup only leaves the messages unmarked.
+func WithProcessedLookup(lookup ProcessedLookup) SourceOption {
+	return func(s *Source) { s.processedLookup = lookup }
+}
 
 // WithDialer replaces the network dialer (tests use it to inject faults).
 func WithDialer(d DialFunc) SourceOption {
@@ -397,6 +414,9 @@ type Source struct {
 	tlsBase *tls.Config
 	workers int                         // handlers at once (WithConcurrency); <= 1: one
 	keys    func(raw []byte) []OrderKey // ordering keys (WithConcurrency)
+	// processedLookup marks new messages Fetched.Unprocessed
+	// (WithProcessedLookup); nil: no lookup.
+	processedLookup ProcessedLookup
 
 	running atomic.Bool
 	// notify receives a token when the server reports new messages; the

@@ -263,6 +263,7 @@ func (r *imapRunner) start(ctx context.Context, m imapMeta, k imapMsgKey, body [
 			Raw:          j.body,
 			Turn:         turn,
 			Release:      release,
+			Unprocessed:  m.unprocessed,
 		})
 		j.body = nil
 	}()

@@ -444,6 +444,7 @@ type imapMeta struct {
 	internalDate time.Time
 	size         int64
 	deleted      bool
+	unprocessed  bool // the processed lookup found no marker (Fetched.Unprocessed)
 }
 
 // pass hands every due message of the folder to h, in UID order. It returns
@@ -522,6 +523,7 @@ func (ss *imapSession) batch(ctx context.Context, h Handler, run *imapRunner, ba
 	if err != nil {
 		return err
 	}
+	ss.lookUpProcessed(ctx, metas)
 	// group collects new messages to be read with one UID FETCH
 	// (handlers overlap): runs of batchable ones, in UID order.
 	var group []imapMeta
@@ -568,6 +570,35 @@ func (ss *imapSession) batch(ctx context.Context, h Handler, run *imapRunner, ba
 		}
 	}
 	return flush()
+}
+
+// lookUpProcessed asks the Source's processed lookup about the new
+// messages of metas and marks those without a marker unprocessed.
+func (ss *imapSession) lookUpProcessed(ctx context.Context, metas map[imap.UID]imapMeta) {
+	if ss.s.processedLookup == nil {
+		return
+	}
+	var uids []uint32
+	for u, m := range metas {
+		if stage, _ := ss.s.retryState(imapMsgKey{ss.uidValidity, uint32(u)}); stage == imapStageNew && !m.deleted {
+			uids = append(uids, uint32(u))
+		}
+	}
+	if len(uids) == 0 {
+		return
+	}
+	done, err := ss.s.processedLookup(ctx, ss.s.cfg.Name, ss.uidValidity, uids)
+	if err != nil || len(done) != len(uids) {
+		ss.log.Debug("processed lookup failed; each message is checked by its handler", "err", err)
+		return
+	}
+	for i, u := range uids {
+		if !done[i] {
+			m := metas[imap.UID(u)]
+			m.unprocessed = true
+			metas[imap.UID(u)] = m
+		}
+	}
 }
 
 // fetchMeta reads UID, FLAGS, INTERNALDATE and RFC822.SIZE of uids.
@@ -692,6 +723,7 @@ func (ss *imapSession) fetchAndHandle(ctx context.Context, h Handler, m imapMeta
 		InternalDate: m.internalDate,
 		Size:         size,
 		Body:         body,
+		Unprocessed:  m.unprocessed,
 	}
 	herr := ss.callHandler(ctx, h, f)
 	readErr := body.err // an error the handler saw while reading

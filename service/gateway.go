@@ -160,7 +160,8 @@ func New(ctx context.Context, cfg *rules.Config, tmpl *notify.Templates, log *sl
 		if workers == 0 {
 			workers = DefaultIMAPWorkers
 		}
-		sopts := slices.Concat(opts, []ingest.SourceOption{ingest.WithConcurrency(workers, g.Pipeline.OrderKeys)})
+		sopts := slices.Concat(opts, []ingest.SourceOption{ingest.WithConcurrency(workers, g.Pipeline.OrderKeys),
+			ingest.WithProcessedLookup(g.Store.ProcessedMany)})
 		g.Sources = append(g.Sources, ingest.NewSource(ic, g.Store, log.With("component", "imap"), sopts...)) // the source adds "mailbox"
 	}
 	g.Outbox.Fetch = ProcessedFetcher(processed, fetchOpts...)

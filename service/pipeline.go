@@ -105,7 +105,7 @@ func NewPipeline(cfg *rules.Config, tmpl *notify.Templates, st Store, log *slog.
 func (p *Pipeline) Handle(ctx context.Context, f *ingest.Fetched) error {
 	ref := store.SourceRef{Mailbox: f.Mailbox, UIDValidity: f.UIDValidity, UID: f.UID}
 	hasUID := f.UID != 0
-	if hasUID {
+	if hasUID && !f.Unprocessed { // the source looked it up for its batch
 		if id, ok, err := p.Store.Processed(ctx, ref); err != nil {
 			return fmt.Errorf("check processed uid %d: %w", f.UID, err)
 		} else if ok {

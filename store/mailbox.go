@@ -38,6 +38,28 @@ func (s *Store) Processed(ctx context.Context, ref SourceRef) (ticketID string, 
 	return id, true, nil
 }
 
+// ProcessedMany reports, for each of uids of one mailbox folder generation,
+// whether it carries a processed marker: Processed for many, in one round
+// trip (the IMAP source asks for a batch before it fetches the bodies).
+func (s *Store) ProcessedMany(ctx context.Context, mailbox string, uidValidity uint32, uids []uint32) ([]bool, error) {
+	if len(uids) == 0 {
+		return nil, nil
+	}
+	fields := make([]string, len(uids))
+	for i, u := range uids {
+		fields[i] = strconv.FormatUint(uint64(u), 10)
+	}
+	vals, err := s.rdb.HMGet(ctx, s.k.processed(mailbox, uidValidity), fields...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read processed markers of %s: %w", mailbox, err)
+	}
+	out := make([]bool, len(uids))
+	for i, v := range vals {
+		out[i] = v != nil
+	}
+	return out, nil
+}
+
 // MarkProcessed records that the message was stored (in ticketID, or in no
 // ticket when ticketID is ""). Call it only after the ticket is stored.
 func (s *Store) MarkProcessed(ctx context.Context, ref SourceRef, ticketID string) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -170,6 +171,14 @@ func TestProcessed(t *testing.T) {
 		if err != nil || id != tc.id || ok != tc.ok {
 			t.Errorf("Processed(%v) = %q %v %v; want %q %v", tc.ref, id, ok, err, tc.id, tc.ok)
 		}
+	}
+	// ProcessedMany agrees, a marker without a ticket ("") included.
+	many, err := s.ProcessedMany(ctx, "INBOX", 1700000000, []uint32{44, 42, 43, 41})
+	if err != nil || !slices.Equal(many, []bool{false, true, true, false}) {
+		t.Errorf("ProcessedMany = %v, %v", many, err)
+	}
+	if many, err := s.ProcessedMany(ctx, "INBOX", 1700000001, []uint32{42}); err != nil || !slices.Equal(many, []bool{false}) {
+		t.Errorf("ProcessedMany of another UIDVALIDITY = %v, %v", many, err)
 	}
 }
 
