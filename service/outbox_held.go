@@ -110,14 +110,32 @@ func (h *heldMail) forget(key string) { _, _ = h.take(key) }
 // from the message it refers to).
 func usesRaw(e store.OutboxEntry) bool { return e.Ref == nil || len(e.Recipe) == 0 }
 
-// claim claims a batch. With a rawlessOutbox, entries get their bytes from
-// what is held, and the rest from one read.
-func (o *OutboxSender) claim(ctx context.Context) ([]store.OutboxEntry, error) {
+// claim acknowledges carry and claims a batch. With a rawlessOutbox,
+// entries get their bytes from what is held, and the rest from one read;
+// with an ackClaimer, carry is acknowledged in the claim's round trip.
+func (o *OutboxSender) claim(ctx context.Context, carry []pendingAck) ([]store.OutboxEntry, error) {
 	ro, ok := o.Outbox.(rawlessOutbox)
+	ac, canAckClaim := o.Outbox.(ackClaimer)
+	if !ok || !canAckClaim {
+		o.ackBatch(ctx, carry)
+	}
 	if !ok {
 		return o.Outbox.ClaimOutbox(ctx, o.Now(), o.Lease, o.Batch)
 	}
-	entries, err := ro.ClaimOutboxMeta(ctx, o.Now(), o.Lease, o.Batch)
+	var entries []store.OutboxEntry
+	var err error
+	if canAckClaim && len(carry) > 0 {
+		entries, err = ac.AckClaimOutboxMeta(ctx, ackKeys(carry), o.Now(), o.Lease, o.Batch)
+		if err != nil {
+			// Maybe not acknowledged: try that alone (logging how it
+			// ended) before the leases of what was sent run out.
+			o.ackBatch(ctx, carry)
+		} else {
+			o.logAcked(carry, nil)
+		}
+	} else {
+		entries, err = ro.ClaimOutboxMeta(ctx, o.Now(), o.Lease, o.Batch)
+	}
 	if err != nil || len(entries) == 0 {
 		return entries, err
 	}

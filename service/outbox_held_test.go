@@ -2,11 +2,14 @@ package service_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/northwind-it/ticketgw/service"
 	"github.com/northwind-it/ticketgw/store"
@@ -84,5 +87,63 @@ func TestClaimOutboxMeta(t *testing.T) {
 	}
 	if len(raws) != 2 || raws[0] != nil || string(raws[1]) != string(e.Raw) {
 		t.Fatalf("OutboxRaw = %q", raws)
+	}
+}
+
+// TestOutboxBacklogAcksWithNextClaim: draining a backlog in full batches,
+// each batch's sent mail is acknowledged in the round trip that claims the
+// next: 12 mails in batches of 4 take 4 round trips (3 claims, the last
+// with nothing left to claim), not 7, and every mail is sent once and
+// acknowledged.
+func TestOutboxBacklogAcksWithNextClaim(t *testing.T) {
+	e2eRequireRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: e2eRedisAddr()})
+	defer rdb.Close()
+	_, prefix := qbrRedis(t)
+	counter := &rtCounter{names: map[string]int{}}
+	rdb.AddHook(counter)
+	plain := redis.NewClient(&redis.Options{Addr: e2eRedisAddr()})
+	defer plain.Close()
+	uncounted := store.New(plain, prefix)
+	st := store.New(rdb, prefix)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	now := time.Now()
+	const n = 12
+	sent := &recordingSender{}
+	o := &service.OutboxSender{Outbox: st, Sender: sent, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Workers: 4, Batch: 4, Idle: time.Hour}
+	for i := range n {
+		e := store.OutboxEntry{Key: fmt.Sprintf("ack:%02d", i), Kind: "ack", From: "s@x.example", To: []string{"c@y.example"}, Raw: []byte("m")}
+		if _, err := st.Enqueue(ctx, e, now); err != nil {
+			t.Fatal(err)
+		}
+		o.Hold([]store.OutboxEntry{e}, []bool{true}) // as the pipeline does: no bytes read back
+	}
+	counter.take()
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = o.Run(rctx) }()
+	for {
+		depth, _, err := uncounted.OutboxDepth(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if depth == 0 && counter.quietFor(100*time.Millisecond) {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("outbox depth %d: %v", depth, ctx.Err())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	trips, names := counter.take()
+	stop()
+	<-done
+	if got := sent.got(); len(got) != n {
+		t.Fatalf("sent %d mails, want %d", len(got), n)
+	}
+	if trips != 4 {
+		t.Errorf("%d round trips (%v), want 4", trips, names)
 	}
 }

@@ -119,6 +119,10 @@ func (o *OutboxSender) Run(ctx context.Context) error {
 	o.init()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	// carry: a full batch's sent mail, acknowledged with the next claim
+	// (one round trip for both), or at once when there is none.
+	var carry []pendingAck
+	defer func() { o.ackBatch(ctx, carry) }()
 	for {
 		select {
 		case <-ctx.Done():
@@ -126,7 +130,8 @@ func (o *OutboxSender) Run(ctx context.Context) error {
 		case <-o.kick:
 		case <-timer.C:
 		}
-		n, err := o.drain(ctx)
+		n, acks, err := o.drain(ctx, carry)
+		carry = nil
 		if err != nil && ctx.Err() == nil {
 			o.Log.Warn("outbox: claim failed", "err", err)
 		}
@@ -141,6 +146,11 @@ func (o *OutboxSender) Run(ctx context.Context) error {
 		} else if err != nil {
 			wait = 2 * time.Second
 		}
+		if _, ok := o.Outbox.(ackClaimer); ok && wait == 0 && ctx.Err() == nil {
+			carry = acks // the next claim, at once, acknowledges them
+		} else {
+			o.ackBatch(ctx, acks)
+		}
 		if !timer.Stop() {
 			select {
 			case <-timer.C:
@@ -151,11 +161,13 @@ func (o *OutboxSender) Run(ctx context.Context) error {
 	}
 }
 
-// drain claims and sends one batch; it returns how many entries it claimed.
-func (o *OutboxSender) drain(ctx context.Context) (int, error) {
-	entries, err := o.claim(ctx)
+// drain acknowledges carry (with the claim when the Outbox can), claims
+// and sends one batch; it returns how many entries it claimed and, with a
+// batchAcker, the batch's entries to acknowledge.
+func (o *OutboxSender) drain(ctx context.Context, carry []pendingAck) (int, []pendingAck, error) {
+	entries, err := o.claim(ctx, carry)
 	if err != nil || len(entries) == 0 {
-		return 0, err
+		return 0, nil, err
 	}
 	hb := o.renewLeases(ctx, entries)
 	defer hb.stop()
@@ -191,16 +203,22 @@ func (o *OutboxSender) drain(ctx context.Context) (int, error) {
 		}(e)
 	}
 	wg.Wait()
-	if acks != nil {
-		o.ackBatch(ctx, acks.list)
+	if acks == nil {
+		return len(entries), nil, nil
 	}
-	return len(entries), nil
+	return len(entries), acks.list, nil
 }
 
 // batchAcker is an Outbox that acknowledges several entries in one round
 // trip (implemented by *store.Store).
 type batchAcker interface {
 	AckOutboxMany(ctx context.Context, keys []string, now time.Time) error
+}
+
+// ackClaimer is an Outbox that acknowledges entries and claims the next
+// batch in one round trip (implemented by *store.Store).
+type ackClaimer interface {
+	AckClaimOutboxMeta(ctx context.Context, ack []string, now time.Time, lease time.Duration, max int) ([]store.OutboxEntry, error)
 }
 
 // ackBatch collects the entries of a batch to acknowledge: sent, or dropped
@@ -221,6 +239,14 @@ func (b *ackBatch) add(e store.OutboxEntry, drop bool) {
 	b.mu.Unlock()
 }
 
+func ackKeys(list []pendingAck) []string {
+	keys := make([]string, len(list))
+	for i, a := range list {
+		keys[i] = a.e.Key
+	}
+	return keys
+}
+
 // ackBatch acknowledges the entries of a batch in one round trip, with a
 // fresh context: a graceful stop records what was sent.
 func (o *OutboxSender) ackBatch(ctx context.Context, list []pendingAck) {
@@ -229,11 +255,11 @@ func (o *OutboxSender) ackBatch(ctx context.Context, list []pendingAck) {
 	}
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	keys := make([]string, len(list))
-	for i, a := range list {
-		keys[i] = a.e.Key
-	}
-	err := o.Outbox.(batchAcker).AckOutboxMany(actx, keys, o.Now())
+	o.logAcked(list, o.Outbox.(batchAcker).AckOutboxMany(actx, ackKeys(list), o.Now()))
+}
+
+// logAcked logs how acknowledging list ended (err nil: acknowledged).
+func (o *OutboxSender) logAcked(list []pendingAck, err error) {
 	for _, a := range list {
 		e := a.e
 		switch {

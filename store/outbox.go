@@ -126,19 +126,33 @@ func (s *Store) enqueueArgs(ctx context.Context, e OutboxEntry, now time.Time) (
 var claimOutboxScript = redis.NewScript(`
 -- KEYS[1] P{outbox}:pending   key -> next try ms
 -- KEYS[2] P{outbox}:leased    key -> lease expiry ms
--- KEYS[3] P{outbox}:msg       key -> payload JSON
--- KEYS[4] P{outbox}:attempts  key -> attempts started
--- KEYS[5] P{outbox}:errors    key -> last error
--- KEYS[6] P{outbox}:raw       key -> message bytes
+-- KEYS[3] P{outbox}:queued    key -> enqueue ms
+-- KEYS[4] P{outbox}:msg       key -> payload JSON
+-- KEYS[5] P{outbox}:attempts  key -> attempts started
+-- KEYS[6] P{outbox}:errors    key -> last error
+-- KEYS[7] P{outbox}:sent      key -> sent ms
+-- KEYS[8] P{outbox}:raw       key -> message bytes
 -- ARGV[1] now ms, ARGV[2] lease expiry ms, ARGV[3] max entries,
--- ARGV[4] '0' to leave the message bytes out (raw is then '')
+-- ARGV[4] '0' to leave the message bytes out (raw is then ''),
+-- ARGV[5..] entries to acknowledge first (sent: as ackOutboxScript does)
 -- Returns a flat array {key, payload, attempts, last error, due ms, raw, ...}:
 -- first entries whose lease expired (claimed again), then due entries by
 -- next try time. Each claim counts as an attempt.
+for i = 5, #ARGV do
+  local key = ARGV[i]
+  redis.call('HDEL', KEYS[8], key)
+  redis.call('ZREM', KEYS[1], key)
+  redis.call('ZREM', KEYS[2], key)
+  redis.call('ZREM', KEYS[3], key)
+  redis.call('HDEL', KEYS[4], key)
+  redis.call('HDEL', KEYS[5], key)
+  redis.call('HDEL', KEYS[6], key)
+  redis.call('ZADD', KEYS[7], ARGV[1], key)
+end
 local out = {}
 local max = tonumber(ARGV[3])
 local function take(key, due)
-  local payload = redis.call('HGET', KEYS[3], key)
+  local payload = redis.call('HGET', KEYS[4], key)
   if not payload then
     redis.call('ZREM', KEYS[1], key)
     redis.call('ZREM', KEYS[2], key)
@@ -146,16 +160,16 @@ local function take(key, due)
   end
   redis.call('ZREM', KEYS[1], key)
   redis.call('ZADD', KEYS[2], ARGV[2], key)
-  local n = redis.call('HINCRBY', KEYS[4], key, 1)
+  local n = redis.call('HINCRBY', KEYS[5], key, 1)
   out[#out + 1] = key
   out[#out + 1] = payload
   out[#out + 1] = tostring(n)
-  out[#out + 1] = redis.call('HGET', KEYS[5], key) or ''
+  out[#out + 1] = redis.call('HGET', KEYS[6], key) or ''
   out[#out + 1] = due
   if ARGV[4] == '0' then
     out[#out + 1] = ''
   else
-    out[#out + 1] = redis.call('HGET', KEYS[6], key) or ''
+    out[#out + 1] = redis.call('HGET', KEYS[8], key) or ''
   end
 end
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, max)
@@ -176,7 +190,7 @@ return out
 // now+lease. An entry neither acked nor retried before its lease expires
 // is handed out again; so the lease must be longer than a send attempt.
 func (s *Store) ClaimOutbox(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]OutboxEntry, error) {
-	return s.claimOutbox(ctx, now, lease, limit, true)
+	return s.claimOutbox(ctx, now, lease, limit, true, nil)
 }
 
 // ClaimOutboxMeta is ClaimOutbox without the message bytes kept apart
@@ -184,7 +198,15 @@ func (s *Store) ClaimOutbox(ctx context.Context, now time.Time, lease time.Durat
 // queued them, reads only what it lacks, with OutboxRaw. Raw is set only for
 // entries queued before the bytes were kept apart.
 func (s *Store) ClaimOutboxMeta(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]OutboxEntry, error) {
-	return s.claimOutbox(ctx, now, lease, limit, false)
+	return s.claimOutbox(ctx, now, lease, limit, false, nil)
+}
+
+// AckClaimOutboxMeta acknowledges the entries ack (as AckOutboxMany), then
+// claims as ClaimOutboxMeta, in one round trip: a sender that sent a full
+// batch acknowledges it with the claim of the next. On an error nothing
+// may have been acknowledged.
+func (s *Store) AckClaimOutboxMeta(ctx context.Context, ack []string, now time.Time, lease time.Duration, limit int) ([]OutboxEntry, error) {
+	return s.claimOutbox(ctx, now, lease, limit, false, ack)
 }
 
 // OutboxRaw returns the message bytes of the entries keys, in order; nil
@@ -206,16 +228,22 @@ func (s *Store) OutboxRaw(ctx context.Context, keys []string) ([][]byte, error) 
 	return out, nil
 }
 
-func (s *Store) claimOutbox(ctx context.Context, now time.Time, lease time.Duration, limit int, withRaw bool) ([]OutboxEntry, error) {
+func (s *Store) claimOutbox(ctx context.Context, now time.Time, lease time.Duration, limit int, withRaw bool, ack []string) ([]OutboxEntry, error) {
 	if limit <= 0 || lease <= 0 {
 		return nil, fmt.Errorf("claim mail: invalid limit %d or lease %v", limit, lease)
 	}
-	k := []string{s.k.outboxPending(), s.k.outboxLeased(), s.k.outboxMsg(), s.k.outboxAttempts(), s.k.outboxErrors(), s.k.outboxRaw()}
+	k := []string{s.k.outboxPending(), s.k.outboxLeased(), s.k.outboxQueued(), s.k.outboxMsg(), s.k.outboxAttempts(),
+		s.k.outboxErrors(), s.k.outboxSent(), s.k.outboxRaw()}
 	raw := "1"
 	if !withRaw {
 		raw = "0"
 	}
-	res, err := claimOutboxScript.Run(ctx, s.rdb, k, ms(now), ms(now.Add(lease)), limit, raw).Slice()
+	args := make([]any, 0, 4+len(ack))
+	args = append(args, ms(now), ms(now.Add(lease)), limit, raw)
+	for _, a := range ack {
+		args = append(args, a)
+	}
+	res, err := claimOutboxScript.Run(ctx, s.rdb, k, args...).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("claim mail: %w", err)
 	}
