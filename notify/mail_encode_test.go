@@ -3,6 +3,8 @@ package notify
 import (
 	"bytes"
 	"mime/quotedprintable"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -171,4 +173,71 @@ func TestMailMultipartMatchesGoMessage(t *testing.T) {
 			t.Errorf("%q:\n got %q\nwant %q", tc, got.String(), want.String())
 		}
 	}
+}
+
+// mailMemOriginal is an original in memory as the pipeline passes it: a
+// reader with a Bytes method.
+type mailMemOriginal struct {
+	*bytes.Reader
+	b []byte
+}
+
+func (m mailMemOriginal) Bytes() []byte { return m.b[len(m.b)-m.Len():] }
+
+// mailSplitCases are originals for the in-memory and streaming paths of
+// mailSplitOriginal: the corpus and the edge cases of header and line ends.
+func mailSplitCases(t testing.TB) map[string][]byte {
+	cases := map[string][]byte{
+		"empty":            nil,
+		"blank first line": []byte("\r\nbody\r\n"),
+		"bare LF":          []byte("Subject: x\nContent-Type: text/plain\n\nbody\nline\n"),
+		"bare CR":          []byte("Subject: x\rContent-Type: text/plain\r\rbody\r"),
+		"mixed":            []byte("Subject: x\r\nContent-Type: text/plain\n\r\nbody\rline\r\n"),
+		"no blank line":    []byte("Subject: x\r\nContent-Type: text/plain\r\n"),
+		"no line end":      []byte("Subject: x"),
+		"broken header":    []byte("Subject x\r\n: y\r\n\r\nbody\r\n"),
+		"folded":           []byte("Content-Type: multipart/mixed;\r\n boundary=\"b\"\r\nContent-Length: 9\r\n\r\n--b--\r\n"),
+		"huge header":      append(bytes.Repeat([]byte("X-Pad: "+strings.Repeat("p", 990)+"\r\n"), 1100), "\r\nbody\r\n"...),
+		"long line":        []byte("Subject: " + strings.Repeat("s", 70000) + "\r\nContent-Type: text/plain\r\n\r\nbody"),
+	}
+	for _, dir := range []string{"plain", "charsets", "mime-edge", "autoreply", "bounces", "lists"} {
+		files, _ := filepath.Glob(filepath.Join("..", "..", "shared", "corpus", dir, "*.eml"))
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cases[dir+"/"+filepath.Base(f)] = b
+		}
+	}
+	return cases
+}
+
+// TestForwardInMemoryMatchesStreaming: a forward of an original in memory
+// (split in place) is byte for byte the forward of the same original
+// streamed.
+func TestForwardInMemoryMatchesStreaming(t *testing.T) {
+	for name, b := range mailSplitCases(t) {
+		want, _, werr := ComposeForward(mailTestForward(bytes.NewReader(b)))
+		got, _, gerr := ComposeForward(mailTestForward(mailMemOriginal{bytes.NewReader(b), b}))
+		if (werr != nil) != (gerr != nil) || !bytes.Equal(got, want) {
+			t.Errorf("%s: in memory %d bytes (%v), streamed %d bytes (%v)", name, len(got), gerr, len(want), werr)
+		}
+	}
+}
+
+// FuzzMailSplitInMemory holds the in-memory split to the streaming one.
+func FuzzMailSplitInMemory(f *testing.F) {
+	for _, b := range mailSplitCases(f) {
+		if len(b) < 64<<10 {
+			f.Add(b)
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		want, _, werr := ComposeForward(mailTestForward(bytes.NewReader(b)))
+		got, _, gerr := ComposeForward(mailTestForward(mailMemOriginal{bytes.NewReader(b), b}))
+		if (werr != nil) != (gerr != nil) || !bytes.Equal(got, want) {
+			t.Fatalf("in memory %q (%v), streamed %q (%v)", got, gerr, want, werr)
+		}
+	})
 }

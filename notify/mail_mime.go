@@ -363,6 +363,73 @@ func (c *mailCRLFReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// mailSplitInMemory is mailSplitOriginal for an original already in
+// memory (a reader with a Bytes method, as the pipeline passes): the header
+// and body are found in place, and line endings are converted in one pass,
+// or not at all when they are CRLF already (as IMAP servers deliver them),
+// instead of through a converting reader and a buffered one, which cost
+// three copies of every forwarded message. ok is false for an original
+// whose header does not end (within mailMaxOriginalHeader): the streaming
+// path handles those.
+func mailSplitInMemory(b []byte) (*mailOriginal, bool) {
+	if !mailIsCRLF(b) {
+		b = mailCRLF(b)
+	}
+	if len(b) == 0 {
+		return &mailOriginal{empty: true}, true
+	}
+	end := 0 // the header's length, its blank line included
+	if bytes.HasPrefix(b, []byte("\r\n")) {
+		end = 2
+	} else if i := bytes.Index(b, []byte("\r\n\r\n")); i >= 0 {
+		end = i + 4
+	}
+	if end == 0 || end > mailMaxOriginalHeader {
+		return nil, false
+	}
+	o := &mailOriginal{body: bytes.NewReader(b[end:])}
+	h, err := textproto.ReadHeader(bufio.NewReaderSize(bytes.NewReader(b[:end]), max(16, min(end, 4096))))
+	if err != nil {
+		o.asRFC822, o.header = true, b[:end]
+		return o, true
+	}
+	o.content = mailContentFields(h)
+	return o, true
+}
+
+// mailContentFields returns the raw Content-* fields of h (but
+// Content-Length), in order.
+func mailContentFields(h textproto.Header) [][]byte {
+	var content [][]byte
+	for f := h.Fields(); f.Next(); {
+		key := strings.ToLower(f.Key())
+		if !strings.HasPrefix(key, "content-") || key == "content-length" {
+			continue
+		}
+		raw, err := f.Raw()
+		if err != nil {
+			continue // a field go-message cannot reproduce is dropped
+		}
+		content = append(content, append([]byte(nil), raw...))
+	}
+	return content
+}
+
+// mailIsCRLF reports whether every line ending in b is CRLF (no bare LF or
+// CR).
+func mailIsCRLF(b []byte) bool {
+	for {
+		i := bytes.IndexAny(b, "\r\n")
+		if i < 0 {
+			return true
+		}
+		if b[i] == '\n' || i+1 == len(b) || b[i+1] != '\n' {
+			return false
+		}
+		b = b[i+2:]
+	}
+}
+
 // mailOriginal is a customer's message split for forwarding: the Content-*
 // fields of its top-level header (raw, as the customer's client wrote them)
 // and the rest of its bytes, all with CRLF line endings. asRFC822 is set
@@ -380,6 +447,12 @@ type mailOriginal struct {
 // mailMaxOriginalHeader bytes) and leaves the body to be streamed. Line
 // endings of the whole original are made CRLF on the way.
 func mailSplitOriginal(r io.Reader) (*mailOriginal, error) {
+	if m, ok := r.(interface{ Bytes() []byte }); ok {
+		if o, ok := mailSplitInMemory(m.Bytes()); ok {
+			return o, nil
+		}
+		r = bytes.NewReader(m.Bytes())
+	}
 	// A 64 KiB buffer for a stream; an original already in memory gets one
 	// no larger than itself (most are a few KB: the buffer was most of a
 	// forward's allocation).
@@ -432,17 +505,7 @@ func mailSplitOriginal(r io.Reader) (*mailOriginal, error) {
 		o.asRFC822, o.header = true, hdr
 		return o, nil
 	}
-	for f := h.Fields(); f.Next(); {
-		key := strings.ToLower(f.Key())
-		if !strings.HasPrefix(key, "content-") || key == "content-length" {
-			continue
-		}
-		raw, err := f.Raw()
-		if err != nil {
-			continue // a field go-message cannot reproduce is dropped
-		}
-		o.content = append(o.content, append([]byte(nil), raw...))
-	}
+	o.content = mailContentFields(h)
 	if !complete {
 		// Headers only, no body: nothing but the header was there.
 		o.body = bytes.NewReader(nil)

@@ -124,8 +124,19 @@ func (o *Original) Reader() io.Reader {
 	if o.file != nil {
 		return io.NewSectionReader(o.file, 0, o.size)
 	}
-	return bytes.NewReader(o.mem)
+	return memReader{bytes.NewReader(o.mem), o.mem}
 }
+
+// memReader reads a message in memory and lends its unread bytes
+// (Bytes), so that a forward splits it in place instead of copying it
+// through buffers (notify.ComposeForward).
+type memReader struct {
+	*bytes.Reader
+	b []byte
+}
+
+// Bytes returns the bytes not read yet; the caller must not change them.
+func (m memReader) Bytes() []byte { return m.b[len(m.b)-m.Len():] }
 
 // Sum is the SHA-256 of the message (computed while spooling a large one,
 // on first use for one in memory).
