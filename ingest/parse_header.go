@@ -802,6 +802,15 @@ func hdrDate(v string) (time.Time, bool) {
 	if v == "" {
 		return time.Time{}, false
 	}
+	// The common form first: net/mail.ParseDate tries 24 layouts without
+	// the day of the week before this one, each failure an allocated
+	// error. Where this layout parses v, ParseDate returns the same (its
+	// first layout that can match a value starting with a day name).
+	if len(v) > 0 && (v[0] < '0' || v[0] > '9') {
+		if t, err := time.Parse("Mon, 2 Jan 2006 15:04:05 -0700", v); err == nil {
+			return t, true
+		}
+	}
 	if t, err := mail.ParseDate(v); err == nil {
 		return t, true
 	}

@@ -3,6 +3,7 @@ package ingest
 import (
 	"encoding/json"
 	"flag"
+	"net/mail"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -583,3 +584,26 @@ func (r *parseFailingReader) Read(p []byte) (int, error) {
 type parseTestError struct{ s string }
 
 func (e *parseTestError) Error() string { return e.s }
+
+// FuzzHdrDateFastPath: where hdrDate's first layout parses a value,
+// net/mail.ParseDate (which hdrDate used first before) gives the same time
+// and zone.
+func FuzzHdrDateFastPath(f *testing.F) {
+	for _, s := range []string{"Mon, 30 Nov 2026 09:30:05 +0200", "Tue, 1 Dec 2026 23:59:59 -0000", "Sun, 29 Nov 2026 9:10:00 +0000",
+		"Fri, 31 Feb 2026 09:30:05 +0200", "Mon, 30 Nov 2026 09:30:05 +0200 (IST)", "Xyz, 30 Nov 2026 09:30:05 +1400", "Mon, 30 Nov 2026 24:00:00 +0200"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		fast, err := time.Parse("Mon, 2 Jan 2006 15:04:05 -0700", v)
+		if err != nil || v == "" || (v[0] >= '0' && v[0] <= '9') {
+			return
+		}
+		want, err := mail.ParseDate(v)
+		if err != nil {
+			t.Fatalf("%q: the fast layout parses it, net/mail does not: %v", v, err)
+		}
+		if !fast.Equal(want) || fast.Location().String() != want.Location().String() || fast.Format(time.RFC3339) != want.Format(time.RFC3339) {
+			t.Fatalf("%q: fast %v, net/mail %v", v, fast, want)
+		}
+	})
+}
