@@ -64,6 +64,9 @@ func (p *Pipeline) thread(ctx context.Context, m *domain.Message, contract strin
 		}
 		return t, SignalTag, true, nil
 	}
+	if ms, ok := p.Store.(multiMessageIDStore); ok {
+		return threadByIDs(ctx, cs, ms, m)
+	}
 	try := func(ids []string, signal string) (domain.Ticket, string, bool, error) {
 		for i := len(ids) - 1; i >= 0; i-- { // the most recent reference first
 			id, ok, err := cs.TicketByMessageID(ctx, ids[i])
@@ -88,6 +91,53 @@ func (p *Pipeline) thread(ctx context.Context, m *domain.Message, contract strin
 		return t, sig, ok, err
 	}
 	return try(m.References, SignalReferences)
+}
+
+// multiMessageIDStore looks several Message-IDs up in one round trip
+// (implemented by *store.Store).
+type multiMessageIDStore interface {
+	TicketsByMessageIDs(ctx context.Context, ids []string) ([]string, error)
+}
+
+// threadByIDs is thread's In-Reply-To and References look-up in one round
+// trip: every referenced Message-ID at once (each once: In-Reply-To is
+// usually the last of References too), then the first that names a ticket,
+// in the order thread tries them one by one (In-Reply-To, then References,
+// most recent first).
+func threadByIDs(ctx context.Context, cs ConversationStore, ms multiMessageIDStore, m *domain.Message) (domain.Ticket, string, bool, error) {
+	var ids, signals []string
+	seen := make(map[string]bool, len(m.InReplyTo)+len(m.References))
+	add := func(list []string, signal string) {
+		for i := len(list) - 1; i >= 0; i-- {
+			if k := store.NormalizeMessageID(list[i]); k != "" && !seen[k] {
+				seen[k] = true
+				ids, signals = append(ids, list[i]), append(signals, signal)
+			}
+		}
+	}
+	add(m.InReplyTo, SignalInReplyTo)
+	add(m.References, SignalReferences)
+	if len(ids) == 0 {
+		return domain.Ticket{}, "", false, nil
+	}
+	found, err := ms.TicketsByMessageIDs(ctx, ids)
+	if err != nil {
+		return domain.Ticket{}, "", false, fmt.Errorf("look up message-id: %w", err)
+	}
+	for i, id := range found {
+		if id == "" {
+			continue
+		}
+		t, err := cs.Ticket(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return domain.Ticket{}, "", false, fmt.Errorf("look up ticket %s: %w", id, err)
+		}
+		return t, signals[i], true, nil
+	}
+	return domain.Ticket{}, "", false, nil
 }
 
 // repliesToOurAutomaticMail reports whether m answers mail the gateway sent

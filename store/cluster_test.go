@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -219,6 +220,10 @@ func TestThreeMasterCluster(t *testing.T) {
 	}
 	if len(masters) < 2 {
 		t.Errorf("30 Message-IDs landed on %d master(s)", len(masters))
+	}
+	// One pipelined look-up across the slots.
+	if got, err := s.TicketsByMessageIDs(ctx, ids); err != nil || len(got) != len(ids) || slices.ContainsFunc(got, func(t string) bool { return t != "C0-0001" }) {
+		t.Errorf("TicketsByMessageIDs = %q, %v", got, err)
 	}
 
 	// Rate limits and mailboxes live under their own tags.

@@ -76,6 +76,42 @@ func (s *Store) TicketByMessageID(ctx context.Context, id string) (string, bool,
 	return t, true, nil
 }
 
+// TicketsByMessageIDs is TicketByMessageID for several Message-IDs in one
+// round trip (a pipeline of GETs: on a Redis Cluster each id has its own
+// slot): the ticket of each, "" when none.
+func (s *Store) TicketsByMessageIDs(ctx context.Context, ids []string) ([]string, error) {
+	out := make([]string, len(ids))
+	cmds := make([]*redis.StringCmd, len(ids))
+	pipe := s.rdb.Pipeline()
+	n := 0
+	for i, id := range ids {
+		if id = NormalizeMessageID(id); id != "" {
+			cmds[i] = pipe.Get(ctx, s.k.messageID(id))
+			n++
+		}
+	}
+	if n == 0 {
+		return out, nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("look up %d message ids: %w", n, err)
+	}
+	for i, c := range cmds {
+		if c == nil {
+			continue
+		}
+		t, err := c.Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+		case err != nil:
+			return nil, fmt.Errorf("look up message id %s: %w", ids[i], err)
+		default:
+			out[i] = t
+		}
+	}
+	return out, nil
+}
+
 var allowAckScript = redis.NewScript(`
 -- KEYS[1] P{rl:<sha1(sender)>}  acknowledgements sent to the sender, scored by ms
 -- ARGV[1] now ms, ARGV[2] window ms, ARGV[3] limit, ARGV[4] message key
