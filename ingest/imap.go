@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/northwind-it/ticketgw/internal/gopool"
 )
 
 // The IMAP source (SPEC §2 flow 1, §5, §6).
@@ -417,6 +419,9 @@ type Source struct {
 	// processedLookup marks new messages Fetched.Unprocessed
 	// (WithProcessedLookup); nil: no lookup.
 	processedLookup ProcessedLookup
+	// pool runs the handlers (WithConcurrency) on goroutines whose stacks
+	// stay grown from one message to the next.
+	pool gopool.Pool
 
 	running atomic.Bool
 	// notify receives a token when the server reports new messages; the

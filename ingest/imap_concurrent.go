@@ -205,7 +205,7 @@ func (r *imapRunner) start(ctx context.Context, m imapMeta, k imapMsgKey, body [
 	}
 	r.inflight++
 	j := &imapJob{m: m, k: k, body: body}
-	go func() {
+	r.ss.s.pool.Go(func() {
 		// holding: this goroutine holds a handler slot (r.sem). Turn waits
 		// without one, so that a message waiting for an earlier one never
 		// keeps that one from a slot.
@@ -266,7 +266,7 @@ func (r *imapRunner) start(ctx context.Context, m imapMeta, k imapMsgKey, body [
 			Unprocessed:  m.unprocessed,
 		})
 		j.body = nil
-	}()
+	})
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/northwind-it/ticketgw/ingest"
+	"github.com/northwind-it/ticketgw/internal/gopool"
 	"github.com/northwind-it/ticketgw/notify"
 	"github.com/northwind-it/ticketgw/store"
 )
@@ -67,7 +68,8 @@ type OutboxSender struct {
 
 	kick chan struct{}
 	once sync.Once
-	held heldMail // mail this instance queued, not yet claimed (Hold)
+	held heldMail    // mail this instance queued, not yet claimed (Hold)
+	pool gopool.Pool // the sends, on goroutines whose stacks stay grown
 }
 
 func (o *OutboxSender) init() {
@@ -195,12 +197,12 @@ func (o *OutboxSender) drain(ctx context.Context, carry []pendingAck) (int, []pe
 			break
 		}
 		wg.Add(1)
-		go func(e store.OutboxEntry) {
+		o.pool.Go(func() {
 			defer func() { <-sem; wg.Done() }()
 			if !o.sendOne(ctx, e, acks) {
 				hb.done(e.Key)
 			}
-		}(e)
+		})
 	}
 	wg.Wait()
 	if acks == nil {
