@@ -149,11 +149,13 @@ type parseState struct {
 // from a pool. Nothing a parse returns refers to them (text and header
 // values are copied out as strings).
 type parseScratch struct {
-	top     *bufio.Reader   // the message (16 KiB)
-	free    []*bufio.Reader // 4 KiB readers for parts and attached messages
-	copyBuf []byte
-	encBuf  bytes.Buffer // encoded bytes of the current text part
-	decBuf  []byte       // decoded bytes of the current text part
+	top  *bufio.Reader   // the message (16 KiB)
+	free []*bufio.Reader // 4 KiB readers for parts and attached messages
+	// decoders are transfer-decoding readers for attachments (decoder).
+	decoders []*mimeDecodeReader
+	copyBuf  []byte
+	encBuf   bytes.Buffer // encoded bytes of the current text part
+	decBuf   []byte       // decoded bytes of the current text part
 }
 
 // parseScratchMax is the largest text buffer a pooled scratch keeps: a
@@ -617,8 +619,9 @@ func (p *parseState) leaf(e parseEntity, br io.Reader, ctx parseWalkCtx) {
 		p.bodyText(e, br, ctx)
 		return
 	}
-	dec := mimeTransferDecoder(e.cte, br, st)
+	dec := p.sc.decoder(e.cte, br, st)
 	defer func() {
+		p.sc.releaseDecoder(dec)
 		if st.invalid > 0 {
 			p.warnf("%s: %d invalid %s sequences kept or skipped", ctx.where(), st.invalid, e.cte)
 		}
@@ -755,7 +758,9 @@ func (p *parseState) attachedMessage(e parseEntity, br io.Reader, ctx parseWalkC
 	if !e.cteKnown {
 		p.warnf("%s: unknown Content-Transfer-Encoding %q; body taken as is", ctx.where(), e.cte)
 	}
-	cr := &mimeCountingReader{r: io.LimitReader(mimeTransferDecoder(e.cte, br, st), p.lim.MaxPartBytes)}
+	dec := p.sc.decoder(e.cte, br, st)
+	defer p.sc.releaseDecoder(dec)
+	cr := &mimeCountingReader{r: io.LimitReader(dec, p.lim.MaxPartBytes)}
 	name := e.filename
 	if ctx.depth >= p.lim.MaxDepth {
 		p.warnf("%s: nesting deeper than %d levels; attached message not read", ctx.where(), p.lim.MaxDepth)

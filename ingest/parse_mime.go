@@ -241,13 +241,121 @@ type mimeDecodeStats struct {
 // mimeTransferDecoder wraps r with the decoder for a normalised transfer
 // encoding. Unknown encodings (and the identity ones) return r itself.
 func mimeTransferDecoder(cte string, r io.Reader, st *mimeDecodeStats) io.Reader {
+	return (*parseScratch)(nil).decoder(cte, r, st)
+}
+
+// decoder is mimeTransferDecoder reading through buffers kept in sc (a
+// decoding reader per attachment allocated two 4 KiB buffers); release
+// gives it back. A nil sc allocates.
+func (sc *parseScratch) decoder(cte string, r io.Reader, st *mimeDecodeStats) io.Reader {
+	var t transform.Transformer
 	switch cte {
 	case "quoted-printable":
-		return transform.NewReader(r, &mimeQPDecoder{st: st})
+		t = &mimeQPDecoder{st: st}
 	case "base64":
-		return transform.NewReader(r, &mimeB64Decoder{st: st})
+		t = &mimeB64Decoder{st: st}
+	default:
+		return r
 	}
-	return r
+	var d *mimeDecodeReader
+	if sc != nil && len(sc.decoders) > 0 {
+		d = sc.decoders[len(sc.decoders)-1]
+		sc.decoders = sc.decoders[:len(sc.decoders)-1]
+	} else {
+		d = &mimeDecodeReader{dst: make([]byte, mimeDecodeBuf), src: make([]byte, mimeDecodeBuf)}
+	}
+	d.reset(r, t)
+	return d
+}
+
+// releaseDecoder gives back a reader decoder returned (r itself when it
+// decoded nothing).
+func (sc *parseScratch) releaseDecoder(r io.Reader) {
+	if d, ok := r.(*mimeDecodeReader); ok && sc != nil && len(sc.decoders) < 4 {
+		d.reset(nil, nil)
+		sc.decoders = append(sc.decoders, d)
+	}
+}
+
+// mimeDecodeBuf is the size of a decoding reader's two buffers (x/text's
+// transform.Reader's).
+const mimeDecodeBuf = 4096
+
+// errDecodeByteCount is x/text's errInconsistentByteCount: a transformer
+// reported success without consuming its input (the decoders never do).
+var errDecodeByteCount = errors.New("transform: inconsistent byte count returned")
+
+// mimeDecodeReader is x/text's transform.Reader (the same algorithm, read
+// for read) with buffers that can be reused for the next part.
+type mimeDecodeReader struct {
+	r   io.Reader
+	t   transform.Transformer
+	err error
+
+	dst        []byte
+	dst0, dst1 int
+	src        []byte
+	src0, src1 int
+
+	transformComplete bool
+}
+
+func (r *mimeDecodeReader) reset(rd io.Reader, t transform.Transformer) {
+	if t != nil {
+		t.Reset()
+	}
+	r.r, r.t, r.err = rd, t, nil
+	r.dst0, r.dst1, r.src0, r.src1 = 0, 0, 0, 0
+	r.transformComplete = false
+}
+
+func (r *mimeDecodeReader) Read(p []byte) (int, error) {
+	n, err := 0, error(nil)
+	for {
+		// Copy out any transformed bytes and return the final error if we
+		// are done.
+		if r.dst0 != r.dst1 {
+			n = copy(p, r.dst[r.dst0:r.dst1])
+			r.dst0 += n
+			if r.dst0 == r.dst1 && r.transformComplete {
+				return n, r.err
+			}
+			return n, nil
+		} else if r.transformComplete {
+			return 0, r.err
+		}
+		// Transform some source bytes, or flush the transformer when out
+		// of source bytes, even after the read error.
+		if r.src0 != r.src1 || r.err != nil {
+			r.dst0 = 0
+			r.dst1, n, err = r.t.Transform(r.dst, r.src[r.src0:r.src1], r.err == io.EOF)
+			r.src0 += n
+			switch {
+			case err == nil:
+				if r.src0 != r.src1 {
+					r.err = errDecodeByteCount
+				}
+				r.transformComplete = r.err != nil
+				continue
+			case err == transform.ErrShortDst && (r.dst1 != 0 || n != 0):
+				continue
+			case err == transform.ErrShortSrc && r.src1-r.src0 != len(r.src) && r.err == nil:
+				// Read more bytes below and try again.
+			default:
+				r.transformComplete = true
+				if r.err == nil || r.err == io.EOF {
+					r.err = err
+				}
+				continue
+			}
+		}
+		// Move untransformed source bytes to the front and read more.
+		if r.src0 != 0 {
+			r.src0, r.src1 = 0, copy(r.src, r.src[r.src0:r.src1])
+		}
+		n, r.err = r.r.Read(r.src[r.src1:])
+		r.src1 += n
+	}
 }
 
 // mimeQPDecoder decodes quoted-printable leniently: an invalid escape is kept
