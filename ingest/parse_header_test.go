@@ -65,6 +65,20 @@ func parseHeaderAgrees(t *testing.T, raw []byte) {
 	}
 }
 
+// parseThreadHeaderAgrees checks that ParseThreadHeader gives exactly
+// ParseHeader's From, Subject and threading ids.
+func parseThreadHeaderAgrees(t *testing.T, raw []byte) {
+	t.Helper()
+	lim := DefaultLimits()
+	h := ParseHeader(bytes.NewReader(raw), lim)
+	b := ParseThreadHeader(bytes.NewReader(raw), lim)
+	if b.From != h.From || b.Subject != h.Subject || b.MessageID != h.MessageID ||
+		!slices.Equal(b.InReplyTo, h.InReplyTo) || !slices.Equal(b.References, h.References) {
+		t.Fatalf("thread header From %+v %q %q %q %q, header %+v %q %q %q %q",
+			b.From, b.Subject, b.MessageID, b.InReplyTo, b.References, h.From, h.Subject, h.MessageID, h.InReplyTo, h.References)
+	}
+}
+
 func TestParseHeaderAgreesWithParse(t *testing.T) {
 	seeds := parseHeaderSeeds(t)
 	if len(seeds) < 20 {
@@ -72,6 +86,7 @@ func TestParseHeaderAgreesWithParse(t *testing.T) {
 	}
 	for _, raw := range seeds {
 		parseHeaderAgrees(t, raw)
+		parseThreadHeaderAgrees(t, raw)
 	}
 }
 
@@ -82,5 +97,6 @@ func FuzzParseHeader(f *testing.F) {
 	f.Add([]byte("From: a\r\n b@c\r\nIn-Reply-To: <x@y> junk <z@w\r\n\r\n"))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		parseHeaderAgrees(t, raw)
+		parseThreadHeaderAgrees(t, raw)
 	})
 }

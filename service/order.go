@@ -40,7 +40,7 @@ const DefaultIMAPWorkers = 4
 // indexed). So different customers' mail overlaps, and one customer's
 // overlaps only where order cannot show.
 func (p *Pipeline) OrderKeys(raw []byte) []ingest.OrderKey {
-	m := ingest.ParseHeader(bytes.NewReader(raw), ingest.DefaultLimits())
+	m := ingest.ParseThreadHeader(bytes.NewReader(raw), ingest.DefaultLimits())
 	cfg := p.Cfg
 	keys := make([]ingest.OrderKey, 0, 8)
 	// Every key is waited for in the handler's turn (takeTurn: parsing and
