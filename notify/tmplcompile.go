@@ -113,6 +113,8 @@ func (p *cprog) execute(w *strings.Builder, data any) (err error) {
 type compiler struct {
 	funcs map[string]any
 	html  bool
+	// strs are the string forms of the commands that have one (call).
+	strs map[*parse.CommandNode]strCall
 }
 
 // compileTree compiles tree, or returns errUncompiled (wrapped) for a
@@ -178,6 +180,27 @@ func (c *compiler) node(n parse.Node) (cnode, error) {
 			return func(s *cstate, dot reflect.Value) error {
 				_, err := pipe(s, dot)
 				return err
+			}, nil
+		}
+		if last := n.Pipe.Cmds[len(n.Pipe.Cmds)-1]; c.strs[last] != nil {
+			// The last command's result is a string: the commands before
+			// it, then that call, its text written as it is.
+			str := c.strs[last]
+			head, err := c.pipeline(&parse.PipeNode{NodeType: parse.NodePipe, Pos: n.Pipe.Pos, Cmds: n.Pipe.Cmds[:len(n.Pipe.Cmds)-1]})
+			if err != nil {
+				return nil, err
+			}
+			return func(s *cstate, dot reflect.Value) error {
+				final, err := head(s, dot)
+				if err != nil {
+					return err
+				}
+				text, err := str(s, dot, final)
+				if err != nil {
+					return err
+				}
+				s.w.WriteString(text)
+				return nil
 			}, nil
 		}
 		return func(s *cstate, dot reflect.Value) error {
@@ -362,7 +385,14 @@ func (c *compiler) command(cmd *parse.CommandNode, hasFinal bool) (ccmd, error) 
 	args := cmd.Args
 	first := args[0]
 	if id, ok := first.(*parse.IdentifierNode); ok {
-		return c.call(id.Ident, args[1:], hasFinal)
+		cc, sc, err := c.call(id.Ident, args[1:], hasFinal)
+		if err == nil && sc != nil {
+			if c.strs == nil {
+				c.strs = make(map[*parse.CommandNode]strCall)
+			}
+			c.strs[cmd] = sc
+		}
+		return cc, err
 	}
 	if len(args) > 1 || hasFinal {
 		// Arguments to something that is not a function: a method with
@@ -399,7 +429,7 @@ func (c *compiler) operand(n parse.Node) (cexpr, error) {
 	case *parse.PipeNode:
 		return c.pipeline(n)
 	case *parse.IdentifierNode:
-		call, err := c.call(n.Ident, nil, false)
+		call, _, err := c.call(n.Ident, nil, false)
 		if err != nil {
 			return nil, err
 		}
@@ -620,7 +650,11 @@ func methodCaller(m reflect.Method) func(reflect.Value) (reflect.Value, error) {
 
 // call compiles a call of function name with args (and the pipeline's
 // final value when hasFinal).
-func (c *compiler) call(name string, args []parse.Node, hasFinal bool) (ccmd, error) {
+//
+// A function whose result is a string (or template.HTML) also comes as a
+// strCall, which an action that prints the result uses to write it
+// without boxing it in a reflect.Value.
+func (c *compiler) call(name string, args []parse.Node, hasFinal bool) (ccmd, strCall, error) {
 	if c.html && strings.HasPrefix(name, "_html_template_") {
 		return escaperCall(name, args, hasFinal)
 	}
@@ -629,15 +663,20 @@ func (c *compiler) call(name string, args []parse.Node, hasFinal bool) (ccmd, er
 	}
 	switch name {
 	case "not", "ne":
-		return c.builtinCall(name, args, hasFinal)
+		cc, err := c.builtinCall(name, args, hasFinal)
+		return cc, nil, err
 	case "and", "or", "eq":
 		if hasFinal {
-			return nil, fmt.Errorf("%w: %s in a pipeline", errUncompiled, name)
+			return nil, nil, fmt.Errorf("%w: %s in a pipeline", errUncompiled, name)
 		}
-		return c.builtinCall(name, args, hasFinal)
+		cc, err := c.builtinCall(name, args, hasFinal)
+		return cc, nil, err
 	}
-	return nil, fmt.Errorf("%w: function %s", errUncompiled, name)
+	return nil, nil, fmt.Errorf("%w: function %s", errUncompiled, name)
 }
+
+// strCall is a call whose result, a string, is printed as it is.
+type strCall func(s *cstate, dot, final reflect.Value) (string, error)
 
 // builtinCall compiles not, and, or, eq and ne, whose arguments are
 // reflect.Values: any valid value.
@@ -858,17 +897,18 @@ func convertArg[T any](v reflect.Value, typ reflect.Type) (T, error) {
 
 // funcCall compiles a call of one of the package's template functions,
 // chosen by signature. Other signatures are left to text/template.
-func (c *compiler) funcCall(name string, fn any, args []parse.Node, hasFinal bool) (ccmd, error) {
+func (c *compiler) funcCall(name string, fn any, args []parse.Node, hasFinal bool) (ccmd, strCall, error) {
 	n := len(args)
 	if hasFinal {
 		n++
 	}
 	if t := reflect.TypeOf(fn); t == nil || t.Kind() != reflect.Func || t.IsVariadic() || t.NumIn() != n {
-		return nil, fmt.Errorf("%w: call of %s", errUncompiled, name)
+		return nil, nil, fmt.Errorf("%w: call of %s", errUncompiled, name)
 	}
 	switch fn := fn.(type) {
 	case func() string:
-		return func(*cstate, reflect.Value, reflect.Value) (reflect.Value, error) { return reflect.ValueOf(fn()), nil }, nil
+		return func(*cstate, reflect.Value, reflect.Value) (reflect.Value, error) { return reflect.ValueOf(fn()), nil },
+			func(*cstate, reflect.Value, reflect.Value) (string, error) { return fn(), nil }, nil
 	case func(time.Time) (string, error):
 		return call1(c, args, fn)
 	case func(any) (string, error):
@@ -888,11 +928,11 @@ func (c *compiler) funcCall(name string, fn any, args []parse.Node, hasFinal boo
 	case func(time.Time, time.Time) (bool, error):
 		a, err := argAt[time.Time](c, args, 0)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		b, err := argAt[time.Time](c, args, 1)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		return func(s *cstate, dot, final reflect.Value) (reflect.Value, error) {
 			x, err := a(s, dot, final)
@@ -908,31 +948,44 @@ func (c *compiler) funcCall(name string, fn any, args []parse.Node, hasFinal boo
 				return reflect.Value{}, errUncompiled
 			}
 			return reflect.ValueOf(r), nil
-		}, nil
+		}, nil, nil
 	}
-	return nil, fmt.Errorf("%w: signature of %s", errUncompiled, name)
+	return nil, nil, fmt.Errorf("%w: signature of %s", errUncompiled, name)
 }
 
 func noError[A, R any](fn func(A) R) func(A) (R, error) {
 	return func(a A) (R, error) { return fn(a), nil }
 }
 
-func call1[A, R any](c *compiler, args []parse.Node, fn func(A) (R, error)) (ccmd, error) {
+// call1 compiles a call of fn with one argument, and its strCall: R is a
+// string type (string, template.HTML), printed as its text, as
+// text/template prints it (neither has a String method).
+func call1[A any, R ~string](c *compiler, args []parse.Node, fn func(A) (R, error)) (ccmd, strCall, error) {
 	a, err := argAt[A](c, args, 0)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	return func(s *cstate, dot, final reflect.Value) (reflect.Value, error) {
-		x, err := a(s, dot, final)
-		if err != nil {
-			return reflect.Value{}, err
-		}
-		r, err := fn(x)
-		if err != nil {
-			return reflect.Value{}, errUncompiled
-		}
-		return reflect.ValueOf(r), nil
-	}, nil
+			x, err := a(s, dot, final)
+			if err != nil {
+				return reflect.Value{}, err
+			}
+			r, err := fn(x)
+			if err != nil {
+				return reflect.Value{}, errUncompiled
+			}
+			return reflect.ValueOf(r), nil
+		}, func(s *cstate, dot, final reflect.Value) (string, error) {
+			x, err := a(s, dot, final)
+			if err != nil {
+				return "", err
+			}
+			r, err := fn(x)
+			if err != nil {
+				return "", errUncompiled
+			}
+			return string(r), nil
+		}, nil
 }
 
 // isTrue is text/template's truth of a value.

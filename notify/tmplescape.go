@@ -34,9 +34,9 @@ const (
 var htmlType = reflect.TypeFor[htmltemplate.HTML]()
 
 // escaperCall compiles a call of html/template escaper name.
-func escaperCall(name string, args []parse.Node, hasFinal bool) (ccmd, error) {
+func escaperCall(name string, args []parse.Node, hasFinal bool) (ccmd, strCall, error) {
 	if len(args) != 0 || !hasFinal {
-		return nil, fmt.Errorf("%w: %s with arguments", errUncompiled, name)
+		return nil, nil, fmt.Errorf("%w: %s with arguments", errUncompiled, name)
 	}
 	var esc func(string, content) (string, error)
 	switch strings.TrimPrefix(name, "_html_template_") {
@@ -70,19 +70,22 @@ func escaperCall(name string, args []parse.Node, hasFinal bool) (ccmd, error) {
 	case "urlescaper":
 		esc = func(s string, t content) (string, error) { return processURL(s, t == contentURL), nil }
 	default:
-		return nil, fmt.Errorf("%w: escaper %s", errUncompiled, name)
+		return nil, nil, fmt.Errorf("%w: escaper %s", errUncompiled, name)
 	}
-	return func(_ *cstate, _, final reflect.Value) (reflect.Value, error) {
+	str := func(_ *cstate, _, final reflect.Value) (string, error) {
 		s, t, err := stringify(final)
 		if err != nil {
-			return reflect.Value{}, err
+			return "", err
 		}
-		out, err := esc(s, t)
+		return esc(s, t)
+	}
+	return func(st *cstate, dot, final reflect.Value) (reflect.Value, error) {
+		out, err := str(st, dot, final)
 		if err != nil {
 			return reflect.Value{}, err
 		}
 		return reflect.ValueOf(out), nil
-	}, nil
+	}, str, nil
 }
 
 // stringify is html/template's stringify of a single argument: its text
