@@ -279,11 +279,7 @@ func mailWriteForwardBody(w io.Writer, h mailHeader, messageID string, f Forward
 // of text and HTML, or text alone.
 func mailWriteSummaryPart(mw *mailMultipart, messageID, text, html string) error {
 	if html == "" {
-		th, tb := mailTextPart("text/plain", text)
-		if err := mw.part(th); err != nil {
-			return fmt.Errorf("write summary: %w", err)
-		}
-		if _, err := mw.w.Write(tb); err != nil {
+		if err := mailWriteTextPart(mw, "text/plain", text); err != nil {
 			return fmt.Errorf("write summary: %w", err)
 		}
 		return nil
@@ -332,11 +328,7 @@ func mailWriteBody(w io.Writer, h mailHeader, messageID, text, html string) erro
 func mailWriteAlternative(w io.Writer, boundary, text, html string) error {
 	mw := &mailMultipart{w: w, boundary: boundary}
 	for _, p := range []struct{ typ, s string }{{"text/plain", text}, {"text/html", html}} {
-		ph, body := mailTextPart(p.typ, p.s)
-		if err := mw.part(ph); err != nil {
-			return fmt.Errorf("write %s part: %w", p.typ, err)
-		}
-		if _, err := w.Write(body); err != nil {
+		if err := mailWriteTextPart(mw, p.typ, p.s); err != nil {
 			return fmt.Errorf("write %s part: %w", p.typ, err)
 		}
 	}

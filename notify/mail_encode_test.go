@@ -2,6 +2,7 @@ package notify
 
 import (
 	"bytes"
+	"encoding/base64"
 	"mime/quotedprintable"
 	"os"
 	"path/filepath"
@@ -240,4 +241,24 @@ func FuzzMailSplitInMemory(f *testing.F) {
 			t.Fatalf("in memory %q (%v), streamed %q (%v)", got, gerr, want, werr)
 		}
 	})
+}
+
+// TestMailBase64Lines holds the line-by-line encoder to the definition:
+// the whole base64 encoding cut every 76 characters, CRLF between lines.
+func TestMailBase64Lines(t *testing.T) {
+	for n := range 400 {
+		b := mailRandom(n, uint64(n))
+		enc := base64.StdEncoding.EncodeToString(b)
+		var lines []string
+		for len(enc) > 76 {
+			lines, enc = append(lines, enc[:76]), enc[76:]
+		}
+		want := strings.Join(append(lines, enc), "\r\n")
+		var buf bytes.Buffer
+		buf.WriteString("x")
+		mailBase64Lines(&buf, b)
+		if got := buf.String(); got != "x"+want {
+			t.Fatalf("%d bytes: %q, want %q", n, got, want)
+		}
+	}
 }

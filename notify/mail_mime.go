@@ -44,28 +44,58 @@ func mailContentType(mediaType string, params map[string]string) string {
 // when most bytes are non-ASCII (Hebrew quoted-printable is three times the
 // size of base64's 4/3). It returns the part's header and encoded body.
 func mailTextPart(mediaType, text string) (mailPartHeader, []byte) {
+	h, text, b64 := mailTextPartHeader(mediaType, text)
+	return h, mailAppendTextBody(make([]byte, 0, mailTextBodySize(text, b64)), text, b64)
+}
+
+// mailTextPartHeader is mailTextPart's header, the text to encode (valid
+// UTF-8) and whether it goes as base64.
+func mailTextPartHeader(mediaType, text string) (mailPartHeader, string, bool) {
 	if !utf8.ValidString(text) { // ToValidUTF8 copies even valid text
 		text = strings.ToValidUTF8(text, "\uFFFD")
 	}
-	var body []byte
+	b64 := !mailMostlyASCII(text)
 	cte := "quoted-printable"
-	if mailMostlyASCII(text) {
-		body = mailQuotedPrintable(make([]byte, 0, len(text)+len(text)/8+64), text)
-	} else {
+	if b64 {
 		cte = "base64"
-		var b bytes.Buffer
-		b.Grow((len(text)+len(text)/16)*4/3 + len(text)/38 + 64)
-		mailBase64Lines(&b, mailCRLF([]byte(text)))
-		body = b.Bytes()
 	}
 	ct := mediaType + "; charset=utf-8"
 	if mediaType != "text/plain" && mediaType != "text/html" {
 		ct = mailContentType(mediaType, map[string]string{"charset": "utf-8"})
 	}
-	return mailPartHeader{
-		{"Content-Type", ct},
-		{"Content-Transfer-Encoding", cte},
-	}, body
+	return mailPartHeader{{"Content-Type", ct}, {"Content-Transfer-Encoding", cte}}, text, b64
+}
+
+// mailTextBodySize is about the size of text's encoded body.
+func mailTextBodySize(text string, b64 bool) int {
+	if b64 {
+		return (len(text)+len(text)/16)*4/3 + len(text)/38 + 64
+	}
+	return len(text) + len(text)/8 + 64
+}
+
+// mailAppendTextBody appends the encoded body of a text part to dst.
+func mailAppendTextBody(dst []byte, text string, b64 bool) []byte {
+	if b64 {
+		return mailAppendBase64Lines(dst, mailCRLF([]byte(text)))
+	}
+	return mailQuotedPrintable(dst, text)
+}
+
+// mailWriteTextPart writes the text part's header to mw and its body after
+// it, encoded straight into the output when that is a buffer.
+func mailWriteTextPart(mw *mailMultipart, mediaType, text string) error {
+	h, text, b64 := mailTextPartHeader(mediaType, text)
+	if err := mw.part(h); err != nil {
+		return err
+	}
+	if buf, ok := mw.w.(*bytes.Buffer); ok {
+		buf.Grow(mailTextBodySize(text, b64))
+		_, err := buf.Write(mailAppendTextBody(buf.AvailableBuffer(), text, b64))
+		return err
+	}
+	_, err := mw.w.Write(mailAppendTextBody(make([]byte, 0, mailTextBodySize(text, b64)), text, b64))
+	return err
 }
 
 // mailPartHeader is the header of a MIME part, its fields in the order
@@ -251,13 +281,20 @@ func mailQuotedPrintable(dst []byte, text string) []byte {
 // mailBase64Lines writes the base64 encoding of b in lines of 76 characters
 // separated by CRLF, without a final line break.
 func mailBase64Lines(w *bytes.Buffer, b []byte) {
-	enc := base64.StdEncoding.EncodeToString(b)
-	for len(enc) > 76 {
-		w.WriteString(enc[:76])
-		w.WriteString("\r\n")
-		enc = enc[76:]
+	w.Grow(len(b)*4/3 + len(b)/38 + 8)
+	w.Write(mailAppendBase64Lines(w.AvailableBuffer(), b))
+}
+
+// mailAppendBase64Lines appends mailBase64Lines's output to dst: 57 bytes
+// encode to one line of 76 characters without padding, so the lines are
+// the whole encoding cut every 76 characters.
+func mailAppendBase64Lines(dst, b []byte) []byte {
+	for len(b) > 57 {
+		dst = base64.StdEncoding.AppendEncode(dst, b[:57])
+		dst = append(dst, '\r', '\n')
+		b = b[57:]
 	}
-	w.WriteString(enc)
+	return base64.StdEncoding.AppendEncode(dst, b)
 }
 
 // mailCRLF returns b with every line ending (LF, CR or CRLF) as CRLF.
