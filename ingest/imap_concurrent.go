@@ -263,7 +263,7 @@ func (r *imapRunner) start(ctx context.Context, m imapMeta, k imapMsgKey, body [
 			Raw:          j.body,
 			Turn:         turn,
 			Release:      release,
-			Unprocessed:  m.unprocessed,
+			Unprocessed:  r.ss.fetchedUnprocessed(m),
 		})
 		j.body = nil
 	})

@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -20,10 +21,12 @@ func TestIMAPProcessedLookup(t *testing.T) {
 		name    string
 		workers int
 		fail    bool
+		stale   bool // the handlers start more than processedLookupFresh after the lookup
 	}{
-		{"one at a time", 1, false},
-		{"concurrent", 4, false},
-		{"lookup fails", 4, true},
+		{"one at a time", 1, false, false},
+		{"concurrent", 4, false, false},
+		{"lookup fails", 4, true, false},
+		{"answer too old", 4, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ts := newIMAPTestServer(t, imapServerOpts{caps: imapCapsRev2})
@@ -33,10 +36,14 @@ func TestIMAPProcessedLookup(t *testing.T) {
 			}
 			var mu sync.Mutex
 			var asked [][]uint32
+			var skew atomic.Int64 // added to the source's clock
 			lookup := func(_ context.Context, mailbox string, _ uint32, uids []uint32) ([]bool, error) {
 				mu.Lock()
 				defer mu.Unlock()
 				asked = append(asked, slices.Clone(uids))
+				if tc.stale {
+					skew.Add(int64(processedLookupFresh + time.Second))
+				}
 				if tc.fail {
 					return nil, errors.New("redis down")
 				}
@@ -54,7 +61,7 @@ func TestIMAPProcessedLookup(t *testing.T) {
 				mu.Unlock()
 				return nil
 			}
-			opts := []SourceOption{WithProcessedLookup(lookup)}
+			opts := []SourceOption{WithProcessedLookup(lookup), WithClock(func() time.Time { return time.Now().Add(time.Duration(skew.Load())) })}
 			if tc.workers > 1 {
 				opts = append(opts, WithConcurrency(tc.workers, func([]byte) []OrderKey { return nil }))
 			}
@@ -69,7 +76,7 @@ func TestIMAPProcessedLookup(t *testing.T) {
 				t.Fatalf("lookups %v, want one for the %d new messages", asked, n)
 			}
 			for uid := uint32(1); uid <= n; uid++ {
-				want := !tc.fail && uid%2 == 1
+				want := !tc.fail && !tc.stale && uid%2 == 1
 				if got, ok := unprocessed[uid]; !ok || got != want {
 					t.Errorf("uid %d: Unprocessed = %v (handled %v), want %v", uid, got, ok, want)
 				}

@@ -444,7 +444,20 @@ type imapMeta struct {
 	internalDate time.Time
 	size         int64
 	deleted      bool
-	unprocessed  bool // the processed lookup found no marker (Fetched.Unprocessed)
+	unprocessed  bool      // the processed lookup found no marker (Fetched.Unprocessed)
+	lookedUp     time.Time // when
+}
+
+// processedLookupFresh is how long a processed lookup's answer is taken
+// for true: a message whose handler starts later (a long batch) is checked
+// again by its handler, so that the window in which another instance (one
+// that took the mailbox over meanwhile) could have stored it stays short.
+const processedLookupFresh = 2 * time.Second
+
+// fetchedUnprocessed is Fetched.Unprocessed for m: the lookup found no
+// marker, and not long ago.
+func (ss *imapSession) fetchedUnprocessed(m imapMeta) bool {
+	return m.unprocessed && ss.s.now().Sub(m.lookedUp) < processedLookupFresh
 }
 
 // pass hands every due message of the folder to h, in UID order. It returns
@@ -587,6 +600,7 @@ func (ss *imapSession) lookUpProcessed(ctx context.Context, metas map[imap.UID]i
 	if len(uids) == 0 {
 		return
 	}
+	at := ss.s.now()
 	done, err := ss.s.processedLookup(ctx, ss.s.cfg.Name, ss.uidValidity, uids)
 	if err != nil || len(done) != len(uids) {
 		ss.log.Debug("processed lookup failed; each message is checked by its handler", "err", err)
@@ -595,7 +609,7 @@ func (ss *imapSession) lookUpProcessed(ctx context.Context, metas map[imap.UID]i
 	for i, u := range uids {
 		if !done[i] {
 			m := metas[imap.UID(u)]
-			m.unprocessed = true
+			m.unprocessed, m.lookedUp = true, at
 			metas[imap.UID(u)] = m
 		}
 	}
@@ -723,7 +737,7 @@ func (ss *imapSession) fetchAndHandle(ctx context.Context, h Handler, m imapMeta
 		InternalDate: m.internalDate,
 		Size:         size,
 		Body:         body,
-		Unprocessed:  m.unprocessed,
+		Unprocessed:  ss.fetchedUnprocessed(m),
 	}
 	herr := ss.callHandler(ctx, h, f)
 	readErr := body.err // an error the handler saw while reading

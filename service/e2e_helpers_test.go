@@ -575,6 +575,26 @@ type e2eOutboxProbe struct {
 	retried atomic.Int64
 }
 
+// The store's optional outbox methods, passed on, so that the probe keeps
+// the sender on the path it takes in production (held mail, batched
+// acknowledgements).
+
+func (p *e2eOutboxProbe) ClaimOutboxMeta(ctx context.Context, now time.Time, lease time.Duration, max int) ([]store.OutboxEntry, error) {
+	return p.Outbox.(*store.Store).ClaimOutboxMeta(ctx, now, lease, max)
+}
+
+func (p *e2eOutboxProbe) OutboxRaw(ctx context.Context, keys []string) ([][]byte, error) {
+	return p.Outbox.(*store.Store).OutboxRaw(ctx, keys)
+}
+
+func (p *e2eOutboxProbe) AckOutboxMany(ctx context.Context, keys []string, now time.Time) error {
+	return p.Outbox.(*store.Store).AckOutboxMany(ctx, keys, now)
+}
+
+func (p *e2eOutboxProbe) AckClaimOutboxMeta(ctx context.Context, ack []string, now time.Time, lease time.Duration, max int) ([]store.OutboxEntry, error) {
+	return p.Outbox.(*store.Store).AckClaimOutboxMeta(ctx, ack, now, lease, max)
+}
+
 func (p *e2eOutboxProbe) RetryOutbox(ctx context.Context, key string, at time.Time, errText string) error {
 	err := p.Outbox.RetryOutbox(ctx, key, at, errText)
 	if err == nil {

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -17,14 +18,18 @@ import (
 // (Hold), the sender claims entries without their bytes (ClaimOutboxMeta)
 // and reads from Redis only those it does not hold (OutboxRaw): mail queued
 // by another instance, before a restart, by the SLA timers, or beyond the
-// held bytes' cap. What is sent is the same bytes either way: the held copy
-// is the one that was stored, and only an entry this commit added is held.
+// held bytes' cap. What is sent is the same bytes either way: only an entry
+// its commit added is held, and a held copy is used only when it is younger
+// than heldMailAge and its length and CRC-32C are those the claimed entry
+// records (after a loss of Redis's data, the same key may name another
+// message).
 
 // heldMailMax caps the bytes held; beyond it, mail is read back from Redis.
 const heldMailMax = 4 << 20
 
 // heldMailAge is how long an entry not claimed (another instance claimed
-// it, or it was claimed before it was held) stays held.
+// it, or it was claimed before it was held) stays held, and how old a held
+// copy may be when used.
 const heldMailAge = time.Minute
 
 // rawlessOutbox is an Outbox that can claim entries without their message
@@ -36,9 +41,10 @@ type rawlessOutbox interface {
 
 // heldMail is the sender's in-memory copy of recently queued mail.
 type heldMail struct {
-	mu    sync.Mutex
-	m     map[string]heldRaw
-	bytes int
+	mu      sync.Mutex
+	m       map[string]heldRaw
+	bytes   int       // the held slices' capacities
+	evicted time.Time // the last sweep for old entries
 }
 
 type heldRaw struct {
@@ -60,13 +66,19 @@ func (o *OutboxSender) Hold(entries []store.OutboxEntry, added []bool) {
 	h := &o.held
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if now.Sub(h.evicted) > heldMailAge/4 {
+		h.evict(now)
+	}
 	for i, e := range entries {
-		if i >= len(added) || !added[i] || len(e.Raw) == 0 || len(e.Raw) > heldMailMax/4 {
+		// The slice's capacity is what holding it keeps from the
+		// collector.
+		size := cap(e.Raw)
+		if i >= len(added) || !added[i] || len(e.Raw) == 0 || size > heldMailMax/4 {
 			continue
 		}
-		if h.bytes+len(e.Raw) > heldMailMax {
+		if h.bytes+size > heldMailMax {
 			h.evict(now)
-			if h.bytes+len(e.Raw) > heldMailMax {
+			if h.bytes+size > heldMailMax {
 				continue // read back from Redis when claimed
 			}
 		}
@@ -74,37 +86,49 @@ func (o *OutboxSender) Hold(entries []store.OutboxEntry, added []bool) {
 			h.m = make(map[string]heldRaw)
 		}
 		if old, ok := h.m[e.Key]; ok {
-			h.bytes -= len(old.raw)
+			h.bytes -= cap(old.raw)
 		}
 		h.m[e.Key] = heldRaw{raw: e.Raw, at: now}
-		h.bytes += len(e.Raw)
+		h.bytes += size
 	}
 }
 
 // evict drops entries held longer than heldMailAge.
 func (h *heldMail) evict(now time.Time) {
+	h.evicted = now
 	for k, v := range h.m {
 		if now.Sub(v.at) > heldMailAge {
 			delete(h.m, k)
-			h.bytes -= len(v.raw)
+			h.bytes -= cap(v.raw)
 		}
 	}
 }
 
-// take returns and forgets the bytes held for key.
-func (h *heldMail) take(key string) ([]byte, bool) {
+// take returns and forgets the bytes held for e, if they are recent and
+// are the bytes e records (its length and checksum).
+func (h *heldMail) take(e store.OutboxEntry, now time.Time) ([]byte, bool) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	v, ok := h.m[key]
+	v, ok := h.m[e.Key]
 	if ok {
-		delete(h.m, key)
-		h.bytes -= len(v.raw)
+		delete(h.m, e.Key)
+		h.bytes -= cap(v.raw)
 	}
-	return v.raw, ok
+	h.mu.Unlock()
+	if !ok || now.Sub(v.at) > heldMailAge || e.RawLen == 0 || len(v.raw) != e.RawLen || store.RawSum(v.raw) != e.RawSum {
+		return nil, false
+	}
+	return v.raw, true
 }
 
 // forget drops what is held for key (its entry was sent, or dropped).
-func (h *heldMail) forget(key string) { _, _ = h.take(key) }
+func (h *heldMail) forget(key string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if v, ok := h.m[key]; ok {
+		delete(h.m, key)
+		h.bytes -= cap(v.raw)
+	}
+}
 
 // usesRaw reports whether sending e uses e.Raw (rather than composing it
 // from the message it refers to).
@@ -140,12 +164,13 @@ func (o *OutboxSender) claim(ctx context.Context, carry []pendingAck) ([]store.O
 		return entries, err
 	}
 	var missing []int
+	now := o.Now()
 	for i := range entries {
 		e := &entries[i]
 		if !usesRaw(*e) || len(e.Raw) > 0 {
 			continue
 		}
-		if raw, ok := o.held.take(e.Key); ok {
+		if raw, ok := o.held.take(*e, now); ok {
 			e.Raw = raw
 		} else {
 			missing = append(missing, i)
@@ -164,8 +189,18 @@ func (o *OutboxSender) claim(ctx context.Context, carry []pendingAck) ([]store.O
 		o.giveBack(ctx, entries)
 		return nil, fmt.Errorf("claim mail: %w", err)
 	}
+	gone := false
 	for j, i := range missing {
 		entries[i].Raw = raws[j]
+		// An entry that records stored bytes, which are no longer there,
+		// was acknowledged since the claim (by an instance whose lease
+		// had lapsed): there is nothing to send.
+		gone = gone || (raws[j] == nil && entries[i].RawLen > 0)
+	}
+	if gone {
+		entries = slices.DeleteFunc(entries, func(e store.OutboxEntry) bool {
+			return usesRaw(e) && e.Raw == nil && e.RawLen > 0
+		})
 	}
 	return entries, nil
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,12 +16,31 @@ import (
 	"github.com/northwind-it/ticketgw/store"
 )
 
+// rawReads records which entries' bytes the sender read back from Redis.
+type rawReads struct {
+	*store.Store
+	mu   sync.Mutex
+	keys []string
+}
+
+func (r *rawReads) OutboxRaw(ctx context.Context, keys []string) ([][]byte, error) {
+	r.mu.Lock()
+	r.keys = append(r.keys, keys...)
+	r.mu.Unlock()
+	return r.Store.OutboxRaw(ctx, keys)
+}
+
+func (r *rawReads) read() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Sorted(slices.Values(r.keys))
+}
+
 // TestOutboxSendsHeldMail: the sender sends the bytes the pipeline handed
 // it (Hold) without reading them back, reads the rest from Redis in one
-// request, and holds nothing an entry's commit did not add.
-//
-// To tell the two paths apart, the test holds bytes other than the stored
-// ones; the pipeline always holds exactly what it stored.
+// request, holds nothing an entry's commit did not add, and uses a held
+// copy only when it is the stored message (length and CRC-32C): a copy
+// with other bytes is read back instead.
 func TestOutboxSendsHeldMail(t *testing.T) {
 	rdb, prefix := qbrRedis(t)
 	st := store.New(rdb, prefix)
@@ -31,7 +51,7 @@ func TestOutboxSendsHeldMail(t *testing.T) {
 		return store.OutboxEntry{Key: key, Kind: "ack", From: "support@x.example", To: []string{"c@y.example"}, Raw: []byte("stored " + key)}
 	}
 	var queued []store.OutboxEntry
-	for _, k := range []string{"ack:held", "ack:not-held", "ack:not-added"} {
+	for _, k := range []string{"ack:held", "ack:not-held", "ack:not-added", "ack:other-bytes"} {
 		e := entry(k)
 		if _, err := st.Enqueue(ctx, e, now); err != nil {
 			t.Fatal(err)
@@ -39,27 +59,29 @@ func TestOutboxSendsHeldMail(t *testing.T) {
 		queued = append(queued, e)
 	}
 	sent := &recordingSender{}
-	o := &service.OutboxSender{Outbox: st, Sender: sent, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	reads := &rawReads{Store: st}
+	o := &service.OutboxSender{Outbox: reads, Sender: sent, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Workers: 4, Batch: 10, Idle: 20 * time.Millisecond}
-	held := queued[0]
-	held.Raw = []byte("held ack:held")
-	notAdded := queued[2]
-	notAdded.Raw = []byte("held ack:not-added")
-	o.Hold([]store.OutboxEntry{held, notAdded}, []bool{true, false})
+	other := queued[3]
+	other.Raw = []byte("STORED ack:other-bytes") // same length, other bytes
+	o.Hold([]store.OutboxEntry{queued[0], queued[2], other}, []bool{true, false, true})
 
 	rctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = o.Run(rctx) }()
-	for len(sent.got()) < 3 && ctx.Err() == nil {
+	for len(sent.got()) < 4 && ctx.Err() == nil {
 		time.Sleep(5 * time.Millisecond)
 	}
 	stop()
 	<-done
 	got := sent.got()
 	slices.Sort(got)
-	want := []string{"held ack:held", "stored ack:not-added", "stored ack:not-held"}
+	want := []string{"stored ack:held", "stored ack:not-added", "stored ack:not-held", "stored ack:other-bytes"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("sent %q, want %q", got, want)
+	}
+	if r, want := reads.read(), []string{"ack:not-added", "ack:not-held", "ack:other-bytes"}; !slices.Equal(r, want) {
+		t.Errorf("read back %q from Redis, want %q (not the held one)", r, want)
 	}
 }
 
@@ -145,5 +167,117 @@ func TestOutboxBacklogAcksWithNextClaim(t *testing.T) {
 	}
 	if trips != 4 {
 		t.Errorf("%d round trips (%v), want 4", trips, names)
+	}
+}
+
+// TestOutboxHeldMailGoesStale (review): heldMailAge says how long an entry
+// nobody claimed stays held, but take() never looks at the age and evict
+// runs only under the 4 MiB cap. Instance A holds the ack it queued; its
+// Redis entry is then lost (data loss; or another instance sent it and the
+// key was queued again after the retention). Another instance queues the
+// same key with other bytes (ticket numbers restart after a data loss, so
+// "ack:ACME-0001" is now another customer's ack). Minutes later, A's sender
+// claims the entry and sends the old held bytes to the new recipient.
+func TestOutboxHeldMailGoesStale(t *testing.T) {
+	rdb, prefix := qbrRedis(t)
+	st := store.New(rdb, prefix)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	var clock atomicTime
+	clock.set(start)
+	old := store.OutboxEntry{Key: "ack:ACME-0001", Kind: "ack", From: "support@x.example", To: []string{"first@customer.example"},
+		Raw: []byte("To: first@customer.example\r\nSubject: [ACME-0001] first customer's problem\r\n\r\nack\r\n")}
+	if _, err := st.Enqueue(ctx, old, start); err != nil {
+		t.Fatal(err)
+	}
+	sent := &recordingSender{}
+	a := &service.OutboxSender{Outbox: st, Sender: sent, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Workers: 1, Idle: 20 * time.Millisecond, Now: clock.now}
+	a.Hold([]store.OutboxEntry{old}, []bool{true}) // A's pipeline queued it
+
+	// Redis loses the outbox (and the ticket counter); another instance
+	// queues a new customer's ack under the same key.
+	keys, err := rdb.Keys(ctx, prefix+"*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) > 0 {
+		if err := rdb.Del(ctx, keys...).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	later := start.Add(10 * time.Minute) // well past heldMailAge
+	clock.set(later)
+	fresh := store.OutboxEntry{Key: "ack:ACME-0001", Kind: "ack", From: "support@x.example", To: []string{"second@other.example"},
+		Raw: []byte("To: second@other.example\r\nSubject: [ACME-0001] second customer's problem\r\n\r\nack\r\n")}
+	if added, err := store.New(rdb, prefix).Enqueue(ctx, fresh, later); err != nil || !added {
+		t.Fatalf("enqueue: %v %v", added, err)
+	}
+
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = a.Run(rctx) }()
+	for len(sent.got()) < 1 && ctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	stop()
+	<-done
+	if got := sent.got(); len(got) != 1 || got[0] != string(fresh.Raw) {
+		t.Fatalf("sent %q to %v, want the stored %q", got, fresh.To, fresh.Raw)
+	}
+}
+
+type atomicTime struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (a *atomicTime) set(t time.Time) { a.mu.Lock(); a.t = t; a.mu.Unlock() }
+func (a *atomicTime) now() time.Time  { a.mu.Lock(); defer a.mu.Unlock(); return a.t }
+
+// ackingReads acknowledges each entry just before its bytes are read: an
+// earlier claimant, whose lease had lapsed, finishing its send meanwhile.
+type ackingReads struct {
+	*store.Store
+	retried int
+}
+
+func (a *ackingReads) OutboxRaw(ctx context.Context, keys []string) ([][]byte, error) {
+	for _, k := range keys {
+		if err := a.Store.AckOutbox(ctx, k, time.Now()); err != nil {
+			return nil, err
+		}
+	}
+	return a.Store.OutboxRaw(ctx, keys)
+}
+
+func (a *ackingReads) RetryOutbox(ctx context.Context, key string, at time.Time, errText string) error {
+	a.retried++
+	return a.Store.RetryOutbox(ctx, key, at, errText)
+}
+
+// TestOutboxEntryAckedBeforeItsBytesAreRead: an entry acknowledged between
+// the claim and the read of its bytes is not sent (empty) nor rescheduled.
+func TestOutboxEntryAckedBeforeItsBytesAreRead(t *testing.T) {
+	rdb, prefix := qbrRedis(t)
+	st := store.New(rdb, prefix)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	e := store.OutboxEntry{Key: "ack:gone", Kind: "ack", From: "support@x.example", To: []string{"c@y.example"}, Raw: []byte("m")}
+	if _, err := st.Enqueue(ctx, e, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	sent := &recordingSender{}
+	out := &ackingReads{Store: st}
+	o := &service.OutboxSender{Outbox: out, Sender: sent, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Idle: time.Hour}
+	rctx, stop := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer stop()
+	_ = o.Run(rctx)
+	if got := sent.got(); len(got) != 0 || out.retried != 0 {
+		t.Fatalf("sent %q, rescheduled %d times; want nothing", got, out.retried)
+	}
+	if n, _, err := st.OutboxDepth(ctx); err != nil || n != 0 {
+		t.Fatalf("outbox depth %d, %v", n, err)
 	}
 }

@@ -118,6 +118,16 @@ func (o *countingOutbox) AckOutboxMany(ctx context.Context, keys []string, now t
 	return err
 }
 
+func (o *countingOutbox) AckClaimOutboxMeta(ctx context.Context, ack []string, now time.Time, lease time.Duration, max int) ([]store.OutboxEntry, error) {
+	es, err := o.Store.AckClaimOutboxMeta(ctx, ack, now, lease, max)
+	if err == nil {
+		o.mu.Lock()
+		o.acked += len(ack)
+		o.mu.Unlock()
+	}
+	return es, err
+}
+
 func (o *countingOutbox) ackedN() int {
 	o.mu.Lock()
 	defer o.mu.Unlock()

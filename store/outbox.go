@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"strconv"
 	"time"
 
@@ -36,6 +37,13 @@ type OutboxEntry struct {
 	// it. Enqueue takes it from the context (WithArrival) when unset.
 	Arrived time.Time
 
+	// RawLen and RawSum (CRC-32C) describe the message bytes as stored
+	// (set by ClaimOutbox and ClaimOutboxMeta; zero for an entry queued
+	// before they were recorded, or without bytes): a sender checks a copy
+	// it holds in memory against them.
+	RawLen int
+	RawSum uint32
+
 	Attempts  int       // attempts started, this claim included (set by ClaimOutbox)
 	NextTry   time.Time // when the entry is due (Enqueue: zero means now)
 	LastError string    // error text of the last failed attempt
@@ -55,7 +63,15 @@ type outboxPayload struct {
 	Recipe   []byte     `json:"recipe,omitempty"`
 	Enqueued time.Time  `json:"enqueued"`
 	Arrived  time.Time  `json:"arrived,omitzero"` // absent in entries queued before it existed
+	// RawLen and RawSum: the bytes kept apart (OutboxEntry.RawLen).
+	RawLen int    `json:"raw_len,omitempty"`
+	RawSum uint32 `json:"raw_sum,omitempty"`
 }
+
+// RawSum is the checksum OutboxEntry.RawSum records: CRC-32C.
+func RawSum(raw []byte) uint32 { return crc32.Checksum(raw, castagnoli) }
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 var enqueueScript = redis.NewScript(`
 -- KEYS[1] P{outbox}:pending  key -> next try ms
@@ -110,8 +126,12 @@ func (s *Store) enqueueArgs(ctx context.Context, e OutboxEntry, now time.Time) (
 	if e.Arrived.IsZero() {
 		e.Arrived = ArrivalFrom(ctx)
 	}
-	payload, err := json.Marshal(outboxPayload{Kind: e.Kind, Ticket: e.Ticket, From: e.From, To: e.To, Ref: e.Ref, Recipe: e.Recipe,
-		Enqueued: now.UTC(), Arrived: e.Arrived.UTC()})
+	p := outboxPayload{Kind: e.Kind, Ticket: e.Ticket, From: e.From, To: e.To, Ref: e.Ref, Recipe: e.Recipe,
+		Enqueued: now.UTC(), Arrived: e.Arrived.UTC()}
+	if len(e.Raw) > 0 {
+		p.RawLen, p.RawSum = len(e.Raw), RawSum(e.Raw)
+	}
+	payload, err := json.Marshal(p)
 	if err != nil {
 		return nil, nil, fmt.Errorf("enqueue mail %s: encode: %w", e.Key, err)
 	}
@@ -269,7 +289,7 @@ func (s *Store) claimOutbox(ctx context.Context, now time.Time, lease time.Durat
 		}
 		out = append(out, OutboxEntry{
 			Key: key, Kind: p.Kind, Ticket: p.Ticket, From: p.From, To: p.To, Raw: raw, Ref: p.Ref, Recipe: p.Recipe, Arrived: p.Arrived,
-			Attempts: attempts, NextTry: due, LastError: str(res[i+3]),
+			RawLen: p.RawLen, RawSum: p.RawSum, Attempts: attempts, NextTry: due, LastError: str(res[i+3]),
 		})
 	}
 	return out, nil
