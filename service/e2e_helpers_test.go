@@ -583,7 +583,7 @@ func (p *e2eOutboxProbe) ClaimOutboxMeta(ctx context.Context, now time.Time, lea
 	return p.Outbox.(*store.Store).ClaimOutboxMeta(ctx, now, lease, max)
 }
 
-func (p *e2eOutboxProbe) OutboxRaw(ctx context.Context, keys []string) ([][]byte, error) {
+func (p *e2eOutboxProbe) OutboxRaw(ctx context.Context, keys []string) ([][]byte, []bool, error) {
 	return p.Outbox.(*store.Store).OutboxRaw(ctx, keys)
 }
 

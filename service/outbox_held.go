@@ -36,7 +36,7 @@ const heldMailAge = time.Minute
 // bytes and read the bytes of some (implemented by *store.Store).
 type rawlessOutbox interface {
 	ClaimOutboxMeta(ctx context.Context, now time.Time, lease time.Duration, max int) ([]store.OutboxEntry, error)
-	OutboxRaw(ctx context.Context, keys []string) ([][]byte, error)
+	OutboxRaw(ctx context.Context, keys []string) (raws [][]byte, queued []bool, err error)
 }
 
 // heldMail is the sender's in-memory copy of recently queued mail.
@@ -137,17 +137,18 @@ func usesRaw(e store.OutboxEntry) bool { return e.Ref == nil || len(e.Recipe) ==
 // claim acknowledges carry and claims a batch. With a rawlessOutbox,
 // entries get their bytes from what is held, and the rest from one read;
 // with an ackClaimer, carry is acknowledged in the claim's round trip.
-func (o *OutboxSender) claim(ctx context.Context, carry []pendingAck) ([]store.OutboxEntry, error) {
+// claimed counts the entries claimed, those dropped meanwhile (acknowledged
+// by another instance) included: a full batch means more may be due.
+func (o *OutboxSender) claim(ctx context.Context, carry []pendingAck) (entries []store.OutboxEntry, claimed int, err error) {
 	ro, ok := o.Outbox.(rawlessOutbox)
 	ac, canAckClaim := o.Outbox.(ackClaimer)
 	if !ok || !canAckClaim {
 		o.ackBatch(ctx, carry)
 	}
 	if !ok {
-		return o.Outbox.ClaimOutbox(ctx, o.Now(), o.Lease, o.Batch)
+		entries, err := o.Outbox.ClaimOutbox(ctx, o.Now(), o.Lease, o.Batch)
+		return entries, len(entries), err
 	}
-	var entries []store.OutboxEntry
-	var err error
 	if canAckClaim && len(carry) > 0 {
 		entries, err = ac.AckClaimOutboxMeta(ctx, ackKeys(carry), o.Now(), o.Lease, o.Batch)
 		if err != nil {
@@ -161,8 +162,9 @@ func (o *OutboxSender) claim(ctx context.Context, carry []pendingAck) ([]store.O
 		entries, err = ro.ClaimOutboxMeta(ctx, o.Now(), o.Lease, o.Batch)
 	}
 	if err != nil || len(entries) == 0 {
-		return entries, err
+		return entries, len(entries), err
 	}
+	claimed = len(entries)
 	var missing []int
 	now := o.Now()
 	for i := range entries {
@@ -177,30 +179,38 @@ func (o *OutboxSender) claim(ctx context.Context, carry []pendingAck) ([]store.O
 		}
 	}
 	if len(missing) == 0 {
-		return entries, nil
+		return entries, claimed, nil
 	}
 	keys := make([]string, len(missing))
 	for j, i := range missing {
 		keys[j] = entries[i].Key
 	}
-	raws, err := ro.OutboxRaw(ctx, keys)
+	raws, queued, err := ro.OutboxRaw(ctx, keys)
 	if err != nil {
 		// Claimed but unreadable: give the batch back for the next claim.
 		o.giveBack(ctx, entries)
-		return nil, fmt.Errorf("claim mail: %w", err)
+		return nil, 0, fmt.Errorf("claim mail: %w", err)
 	}
-	gone := false
+	gone := make(map[string]bool)
 	for j, i := range missing {
-		entries[i].Raw = raws[j]
-		// An entry that records stored bytes, which are no longer there,
-		// was acknowledged since the claim (by an instance whose lease
-		// had lapsed): there is nothing to send.
-		gone = gone || (raws[j] == nil && entries[i].RawLen > 0)
+		e := &entries[i]
+		e.Raw = raws[j]
+		switch {
+		case !queued[j]:
+			// Acknowledged since the claim (by an instance whose lease
+			// had lapsed): there is nothing to send.
+			gone[e.Key] = true
+		case e.RawLen > 0 && e.Raw != nil && (len(e.Raw) != e.RawLen || store.RawSum(e.Raw) != e.RawSum):
+			// Acknowledged and queued again meanwhile, with other bytes:
+			// the new entry is claimed on its own.
+			gone[e.Key] = true
+		}
+		// Stored bytes that are missing while the entry is queued (lost):
+		// sent as before, the empty message fails and is given up after
+		// MaxAttempts, with an error in the log.
 	}
-	if gone {
-		entries = slices.DeleteFunc(entries, func(e store.OutboxEntry) bool {
-			return usesRaw(e) && e.Raw == nil && e.RawLen > 0
-		})
+	if len(gone) > 0 {
+		entries = slices.DeleteFunc(entries, func(e store.OutboxEntry) bool { return gone[e.Key] })
 	}
-	return entries, nil
+	return entries, claimed, nil
 }

@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/northwind-it/ticketgw/notify"
 	"github.com/northwind-it/ticketgw/service"
 	"github.com/northwind-it/ticketgw/store"
 )
@@ -23,7 +25,7 @@ type rawReads struct {
 	keys []string
 }
 
-func (r *rawReads) OutboxRaw(ctx context.Context, keys []string) ([][]byte, error) {
+func (r *rawReads) OutboxRaw(ctx context.Context, keys []string) ([][]byte, []bool, error) {
 	r.mu.Lock()
 	r.keys = append(r.keys, keys...)
 	r.mu.Unlock()
@@ -103,12 +105,12 @@ func TestClaimOutboxMeta(t *testing.T) {
 	if got[0].Key != "ack:1" || got[0].Raw != nil || got[0].Attempts != 1 || !slices.Equal(got[0].To, e.To) {
 		t.Fatalf("claimed %+v", got[0])
 	}
-	raws, err := st.OutboxRaw(ctx, []string{"ack:missing", "ack:1"})
+	raws, queued, err := st.OutboxRaw(ctx, []string{"ack:missing", "ack:1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(raws) != 2 || raws[0] != nil || string(raws[1]) != string(e.Raw) {
-		t.Fatalf("OutboxRaw = %q", raws)
+	if len(raws) != 2 || raws[0] != nil || string(raws[1]) != string(e.Raw) || !slices.Equal(queued, []bool{false, true}) {
+		t.Fatalf("OutboxRaw = %q, queued %v", raws, queued)
 	}
 }
 
@@ -243,10 +245,10 @@ type ackingReads struct {
 	retried int
 }
 
-func (a *ackingReads) OutboxRaw(ctx context.Context, keys []string) ([][]byte, error) {
+func (a *ackingReads) OutboxRaw(ctx context.Context, keys []string) ([][]byte, []bool, error) {
 	for _, k := range keys {
 		if err := a.Store.AckOutbox(ctx, k, time.Now()); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	return a.Store.OutboxRaw(ctx, keys)
@@ -279,5 +281,49 @@ func TestOutboxEntryAckedBeforeItsBytesAreRead(t *testing.T) {
 	}
 	if n, _, err := st.OutboxDepth(ctx); err != nil || n != 0 {
 		t.Fatalf("outbox depth %d, %v", n, err)
+	}
+}
+
+// refusingEmpty refuses an empty message, as the SMTP sender does.
+type refusingEmpty struct{ recordingSender }
+
+func (r *refusingEmpty) Send(ctx context.Context, env notify.Envelope, raw []byte) error {
+	if len(raw) == 0 {
+		return &notify.SendError{Op: "data", Code: 554, Err: errors.New("empty message")}
+	}
+	return r.recordingSender.Send(ctx, env, raw)
+}
+
+// TestOutboxEntryWithLostBytesIsGivenUp (review): an entry still queued
+// whose stored bytes are gone (evicted, a partial restore) fails as an
+// empty message and is given up after MaxAttempts, as before the held-mail
+// path; it does not go round unseen at every lease.
+func TestOutboxEntryWithLostBytesIsGivenUp(t *testing.T) {
+	rdb, prefix := qbrRedis(t)
+	st := store.New(rdb, prefix)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	e := store.OutboxEntry{Key: "ack:lost-bytes", Kind: "ack", From: "support@x.example", To: []string{"c@y.example"}, Raw: []byte("m")}
+	if _, err := st.Enqueue(ctx, e, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := rdb.Keys(ctx, prefix+"*raw").Result()
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("raw keys %v, %v", keys, err)
+	}
+	if err := rdb.Del(ctx, keys[0]).Err(); err != nil {
+		t.Fatal(err)
+	}
+	sent := &refusingEmpty{}
+	o := &service.OutboxSender{Outbox: st, Sender: sent, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Idle: 20 * time.Millisecond, Lease: 50 * time.Millisecond, MaxAttempts: 1}
+	rctx, stop := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer stop()
+	_ = o.Run(rctx)
+	if n, _, err := st.OutboxDepth(ctx); err != nil || n != 0 {
+		t.Fatalf("outbox depth %d, %v: the entry with lost bytes was neither sent nor given up", n, err)
+	}
+	if got := sent.got(); len(got) != 0 {
+		t.Fatalf("sent %q", got)
 	}
 }

@@ -167,9 +167,9 @@ func (o *OutboxSender) Run(ctx context.Context) error {
 // and sends one batch; it returns how many entries it claimed and, with a
 // batchAcker, the batch's entries to acknowledge.
 func (o *OutboxSender) drain(ctx context.Context, carry []pendingAck) (int, []pendingAck, error) {
-	entries, err := o.claim(ctx, carry)
+	entries, claimed, err := o.claim(ctx, carry)
 	if err != nil || len(entries) == 0 {
-		return 0, nil, err
+		return claimed, nil, err
 	}
 	hb := o.renewLeases(ctx, entries)
 	defer hb.stop()
@@ -206,9 +206,9 @@ func (o *OutboxSender) drain(ctx context.Context, carry []pendingAck) (int, []pe
 	}
 	wg.Wait()
 	if acks == nil {
-		return len(entries), nil, nil
+		return claimed, nil, nil
 	}
-	return len(entries), acks.list, nil
+	return claimed, acks.list, nil
 }
 
 // batchAcker is an Outbox that acknowledges several entries in one round

@@ -229,23 +229,31 @@ func (s *Store) AckClaimOutboxMeta(ctx context.Context, ack []string, now time.T
 	return s.claimOutbox(ctx, now, lease, limit, false, ack)
 }
 
-// OutboxRaw returns the message bytes of the entries keys, in order; nil
-// for an entry without them (one that refers to its message, or is gone).
-func (s *Store) OutboxRaw(ctx context.Context, keys []string) ([][]byte, error) {
+// OutboxRaw returns the message bytes of the entries keys, in order (nil
+// for an entry without them), and whether each entry is still queued (its
+// payload is there): an entry no longer queued was acknowledged since it
+// was claimed. One round trip.
+func (s *Store) OutboxRaw(ctx context.Context, keys []string) (raws [][]byte, queued []bool, err error) {
 	if len(keys) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
-	vals, err := s.rdb.HMGet(ctx, s.k.outboxRaw(), keys...).Result()
-	if err != nil {
-		return nil, fmt.Errorf("read mail: %w", err)
+	pipe := s.rdb.Pipeline()
+	get := pipe.HMGet(ctx, s.k.outboxRaw(), keys...)
+	exists := make([]*redis.BoolCmd, len(keys))
+	for i, k := range keys {
+		exists[i] = pipe.HExists(ctx, s.k.outboxMsg(), k)
 	}
-	out := make([][]byte, len(keys))
-	for i, v := range vals {
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, nil, fmt.Errorf("read mail: %w", err)
+	}
+	raws, queued = make([][]byte, len(keys)), make([]bool, len(keys))
+	for i, v := range get.Val() {
 		if r, ok := v.(string); ok && r != "" {
-			out[i] = []byte(r)
+			raws[i] = []byte(r)
 		}
+		queued[i] = exists[i].Val()
 	}
-	return out, nil
+	return raws, queued, nil
 }
 
 func (s *Store) claimOutbox(ctx context.Context, now time.Time, lease time.Duration, limit int, withRaw bool, ack []string) ([]OutboxEntry, error) {
