@@ -64,33 +64,11 @@ func (p *Pipeline) thread(ctx context.Context, m *domain.Message, contract strin
 		}
 		return t, SignalTag, true, nil
 	}
-	if ms, ok := p.Store.(multiMessageIDStore); ok {
-		return threadByIDs(ctx, cs, ms, m)
+	ms, ok := p.Store.(multiMessageIDStore)
+	if !ok {
+		ms = oneByOne{cs}
 	}
-	try := func(ids []string, signal string) (domain.Ticket, string, bool, error) {
-		for i := len(ids) - 1; i >= 0; i-- { // the most recent reference first
-			id, ok, err := cs.TicketByMessageID(ctx, ids[i])
-			if err != nil {
-				return domain.Ticket{}, "", false, fmt.Errorf("look up message-id: %w", err)
-			}
-			if !ok {
-				continue
-			}
-			t, err := cs.Ticket(ctx, id)
-			if errors.Is(err, store.ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return domain.Ticket{}, "", false, fmt.Errorf("look up ticket %s: %w", id, err)
-			}
-			return t, signal, true, nil
-		}
-		return domain.Ticket{}, "", false, nil
-	}
-	if t, sig, ok, err := try(m.InReplyTo, SignalInReplyTo); ok || err != nil {
-		return t, sig, ok, err
-	}
-	return try(m.References, SignalReferences)
+	return threadByIDs(ctx, cs, ms, m)
 }
 
 // multiMessageIDStore looks several Message-IDs up in one round trip
@@ -99,11 +77,38 @@ type multiMessageIDStore interface {
 	TicketsByMessageIDs(ctx context.Context, ids []string) ([]string, error)
 }
 
-// threadByIDs is thread's In-Reply-To and References look-up in one round
-// trip: every referenced Message-ID at once (each once: In-Reply-To is
-// usually the last of References too), then the first that names a ticket,
-// in the order thread tries them one by one (In-Reply-To, then References,
-// most recent first).
+// oneByOne looks Message-IDs up one at a time with a ConversationStore's
+// TicketByMessageID, stopping at the first that names an existing ticket
+// (the rest are ""): the look-up of a store without TicketsByMessageIDs,
+// or one whose TicketByMessageID does more than read (the rebuild's).
+type oneByOne struct{ cs ConversationStore }
+
+func (o oneByOne) TicketsByMessageIDs(ctx context.Context, ids []string) ([]string, error) {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		t, ok, err := o.cs.TicketByMessageID(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		if _, err := o.cs.Ticket(ctx, t); errors.Is(err, store.ErrNotFound) {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		out[i] = t
+		break
+	}
+	return out, nil
+}
+
+// threadByIDs is thread's In-Reply-To and References look-up: every
+// referenced Message-ID at once, in one round trip where the store can
+// (each once: In-Reply-To is usually the last of References too), then the
+// first that names a ticket, in order: In-Reply-To, then References, most
+// recent first.
 func threadByIDs(ctx context.Context, cs ConversationStore, ms multiMessageIDStore, m *domain.Message) (domain.Ticket, string, bool, error) {
 	var ids, signals []string
 	seen := make(map[string]bool, len(m.InReplyTo)+len(m.References))

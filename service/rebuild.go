@@ -356,29 +356,11 @@ func (s *rebuildStore) TicketByMessageID(ctx context.Context, id string) (string
 	return tk.ID, true, nil
 }
 
-// TicketsByMessageIDs overrides the store's one-round-trip look-up (which
-// would bypass the fallback above): it looks the ids up one by one, with
-// the fallback, and stops at the first that names an existing ticket, as
-// the pipeline's look-up one id at a time does; the rest are "".
+// TicketsByMessageIDs overrides the store's one-round-trip look-up, which
+// would bypass the fallback above: the ids are looked up one by one, with
+// it, as the pipeline looks them up in a store without the batch look-up.
 func (s *rebuildStore) TicketsByMessageIDs(ctx context.Context, ids []string) ([]string, error) {
-	out := make([]string, len(ids))
-	for i, id := range ids {
-		t, ok, err := s.TicketByMessageID(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			continue
-		}
-		if _, err := s.Store.Ticket(ctx, t); errors.Is(err, store.ErrNotFound) {
-			continue
-		} else if err != nil {
-			return nil, err
-		}
-		out[i] = t
-		break
-	}
-	return out, nil
+	return oneByOne{s}.TicketsByMessageIDs(ctx, ids)
 }
 
 // CreateTicketAck stores the ticket with its future timers and keeps the

@@ -256,10 +256,9 @@ func (s *Store) OutboxRaw(ctx context.Context, keys []string) (raws [][]byte, qu
 	return raws, queued, nil
 }
 
-func (s *Store) claimOutbox(ctx context.Context, now time.Time, lease time.Duration, limit int, withRaw bool, ack []string) ([]OutboxEntry, error) {
-	if limit <= 0 || lease <= 0 {
-		return nil, fmt.Errorf("claim mail: invalid limit %d or lease %v", limit, lease)
-	}
+// runClaimScript acknowledges ack, then claims up to limit entries due at
+// now, leased until until.
+func (s *Store) runClaimScript(ctx context.Context, now, until time.Time, limit int, withRaw bool, ack []string) ([]any, error) {
 	k := []string{s.k.outboxPending(), s.k.outboxLeased(), s.k.outboxQueued(), s.k.outboxMsg(), s.k.outboxAttempts(),
 		s.k.outboxErrors(), s.k.outboxSent(), s.k.outboxRaw()}
 	raw := "1"
@@ -267,11 +266,18 @@ func (s *Store) claimOutbox(ctx context.Context, now time.Time, lease time.Durat
 		raw = "0"
 	}
 	args := make([]any, 0, 4+len(ack))
-	args = append(args, ms(now), ms(now.Add(lease)), limit, raw)
+	args = append(args, ms(now), ms(until), limit, raw)
 	for _, a := range ack {
 		args = append(args, a)
 	}
-	res, err := claimOutboxScript.Run(ctx, s.rdb, k, args...).Slice()
+	return claimOutboxScript.Run(ctx, s.rdb, k, args...).Slice()
+}
+
+func (s *Store) claimOutbox(ctx context.Context, now time.Time, lease time.Duration, limit int, withRaw bool, ack []string) ([]OutboxEntry, error) {
+	if limit <= 0 || lease <= 0 {
+		return nil, fmt.Errorf("claim mail: invalid limit %d or lease %v", limit, lease)
+	}
+	res, err := s.runClaimScript(ctx, now, now.Add(lease), limit, withRaw, ack)
 	if err != nil {
 		return nil, fmt.Errorf("claim mail: %w", err)
 	}
@@ -365,36 +371,15 @@ func (s *Store) AckOutbox(ctx context.Context, key string, now time.Time) error 
 	return nil
 }
 
-var ackOutboxManyScript = redis.NewScript(`
--- KEYS as ackOutboxScript's; ARGV[1] now ms, ARGV[2..] entry keys
--- Returns the number of keys. Each is acked as by ackOutboxScript.
-for i = 2, #ARGV do
-  local key = ARGV[i]
-  redis.call('HDEL', KEYS[8], key)
-  redis.call('ZREM', KEYS[1], key)
-  redis.call('ZREM', KEYS[2], key)
-  redis.call('ZREM', KEYS[3], key)
-  redis.call('HDEL', KEYS[4], key)
-  redis.call('HDEL', KEYS[5], key)
-  redis.call('HDEL', KEYS[6], key)
-  redis.call('ZADD', KEYS[7], ARGV[1], key)
-end
-return #ARGV - 1
-`)
 
 // AckOutboxMany is AckOutbox for several entries in one round trip (the
-// sender acks a batch when its sends are done).
+// sender acks a batch when its sends are done): the claim script's
+// acknowledgement part, claiming nothing.
 func (s *Store) AckOutboxMany(ctx context.Context, keys []string, now time.Time) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	k := []string{s.k.outboxPending(), s.k.outboxLeased(), s.k.outboxQueued(), s.k.outboxMsg(), s.k.outboxAttempts(), s.k.outboxErrors(), s.k.outboxSent(), s.k.outboxRaw()}
-	args := make([]any, 0, len(keys)+1)
-	args = append(args, ms(now))
-	for _, key := range keys {
-		args = append(args, key)
-	}
-	if err := ackOutboxManyScript.Run(ctx, s.rdb, k, args...).Err(); err != nil {
+	if _, err := s.runClaimScript(ctx, now, now, 0, false, keys); err != nil {
 		return fmt.Errorf("ack %d mails: %w", len(keys), err)
 	}
 	return nil
