@@ -371,7 +371,6 @@ func (s *Store) AckOutbox(ctx context.Context, key string, now time.Time) error 
 	return nil
 }
 
-
 // AckOutboxMany is AckOutbox for several entries in one round trip (the
 // sender acks a batch when its sends are done): the claim script's
 // acknowledgement part, claiming nothing.
