@@ -94,8 +94,23 @@ func Parse(r io.Reader, lim Limits) *domain.Message {
 // References, Date, the header fields), as Parse would; body-derived fields
 // stay empty, and raw 8-bit header bytes are read in the charset the
 // Content-Type declares (Parse may also use the first text part's).
-func ParseHeader(r io.Reader, lim Limits) *domain.Message {
-	p := &parseState{lim: lim.withDefaults(), msg: &domain.Message{}, sc: getParseScratch()}
+func ParseHeader(r io.Reader, lim Limits) *domain.Message { return parseTopHeader(r, lim, false) }
+
+// ParseThreadHeader is ParseHeader for what orders and threads a message:
+// From, Subject, Message-ID, In-Reply-To and References, each as ParseHeader
+// returns it; the other fields stay empty. It skips decoding every other
+// header field (Received lines and the like), which made ParseHeader, run
+// for every message's ordering keys, a few per cent of a backlog drain.
+func ParseThreadHeader(r io.Reader, lim Limits) *domain.Message {
+	m := parseTopHeader(r, lim, true)
+	m.Warnings = nil
+	return m
+}
+
+// parseTopHeader reads the top-level header into a message's envelope
+// (brief: the fields ParseThreadHeader returns).
+func parseTopHeader(r io.Reader, lim Limits, brief bool) *domain.Message {
+	p := &parseState{lim: lim.withDefaults(), msg: &domain.Message{}, sc: getParseScratch(), brief: brief}
 	defer p.sc.put()
 	p.safely("read header", func() {
 		br := p.sc.reader(&mimeCRReader{r: r})
@@ -107,27 +122,6 @@ func ParseHeader(r io.Reader, lim Limits) *domain.Message {
 		p.topCharset = ctParams["charset"]
 		p.envelope(&p.top)
 	})
-	return p.msg
-}
-
-// ParseThreadHeader is ParseHeader for what orders and threads a message:
-// From, Subject, Message-ID, In-Reply-To and References, each as ParseHeader
-// returns it; the other fields stay empty. It skips decoding every other
-// header field (Received lines and the like), which made ParseHeader, run
-// for every message's ordering keys, a few per cent of a backlog drain.
-func ParseThreadHeader(r io.Reader, lim Limits) *domain.Message {
-	p := &parseState{lim: lim.withDefaults(), msg: &domain.Message{}, sc: getParseScratch(), brief: true}
-	defer p.sc.put()
-	p.safely("read header", func() {
-		br := p.sc.reader(&mimeCRReader{r: r})
-		defer p.sc.release(br)
-		h, _ := hdrRead(br, p.lim.MaxHeaderBytes)
-		p.top = h
-		_, ctParams, _ := mimeMediaType(h.value("Content-Type"))
-		p.topCharset = ctParams["charset"]
-		p.envelope(&p.top)
-	})
-	p.msg.Warnings = nil
 	return p.msg
 }
 

@@ -220,17 +220,24 @@ func (c *compiler) node(n parse.Node) (cnode, error) {
 	return nil, unsupported(n)
 }
 
+// branchParts compiles the pipeline and the two lists of an if, with or
+// range.
+func (c *compiler) branchParts(b *parse.BranchNode) (pipe cexpr, list, elseList cnode, err error) {
+	if pipe, err = c.pipeline(b.Pipe); err != nil {
+		return nil, nil, nil, err
+	}
+	if list, err = c.list(b.List); err != nil {
+		return nil, nil, nil, err
+	}
+	if elseList, err = c.list(b.ElseList); err != nil {
+		return nil, nil, nil, err
+	}
+	return pipe, list, elseList, nil
+}
+
 // branch compiles {{if}} and {{with}} (text/template's walkIfOrWith).
 func (c *compiler) branch(b *parse.BranchNode, with bool) (cnode, error) {
-	pipe, err := c.pipeline(b.Pipe)
-	if err != nil {
-		return nil, err
-	}
-	list, err := c.list(b.List)
-	if err != nil {
-		return nil, err
-	}
-	elseList, err := c.list(b.ElseList)
+	pipe, list, elseList, err := c.branchParts(b)
 	if err != nil {
 		return nil, err
 	}
@@ -260,15 +267,7 @@ func (c *compiler) branch(b *parse.BranchNode, with bool) (cnode, error) {
 // rangeNode compiles {{range}} over slices and arrays (and nothing, an
 // invalid value); other kinds are left to text/template at run time.
 func (c *compiler) rangeNode(r *parse.RangeNode) (cnode, error) {
-	pipe, err := c.pipeline(r.Pipe)
-	if err != nil {
-		return nil, err
-	}
-	list, err := c.list(r.List)
-	if err != nil {
-		return nil, err
-	}
-	elseList, err := c.list(r.ElseList)
+	pipe, list, elseList, err := c.branchParts(&r.BranchNode)
 	if err != nil {
 		return nil, err
 	}
@@ -622,21 +621,9 @@ func methodCaller(m reflect.Method) func(reflect.Value) (reflect.Value, error) {
 	}()
 	switch fn := fn.(type) {
 	case func(time.Time) bool:
-		return func(r reflect.Value) (reflect.Value, error) {
-			t, ok := reflect.TypeAssert[time.Time](r)
-			if !ok {
-				return reflect.Value{}, errUncompiled
-			}
-			return reflect.ValueOf(fn(t)), nil
-		}
+		return timeMethod(fn)
 	case func(time.Time) string:
-		return func(r reflect.Value) (reflect.Value, error) {
-			t, ok := reflect.TypeAssert[time.Time](r)
-			if !ok {
-				return reflect.Value{}, errUncompiled
-			}
-			return reflect.ValueOf(fn(t)), nil
-		}
+		return timeMethod(fn)
 	}
 	index := m.Index
 	return func(r reflect.Value) (reflect.Value, error) {
@@ -645,6 +632,17 @@ func methodCaller(m reflect.Method) func(reflect.Value) (reflect.Value, error) {
 			return reflect.Value{}, errUncompiled
 		}
 		return out[0], nil
+	}
+}
+
+// timeMethod calls a method of time.Time, fn being its method expression.
+func timeMethod[R any](fn func(time.Time) R) func(reflect.Value) (reflect.Value, error) {
+	return func(r reflect.Value) (reflect.Value, error) {
+		t, ok := reflect.TypeAssert[time.Time](r)
+		if !ok {
+			return reflect.Value{}, errUncompiled
+		}
+		return reflect.ValueOf(fn(t)), nil
 	}
 }
 
