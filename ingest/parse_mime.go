@@ -238,15 +238,10 @@ type mimeDecodeStats struct {
 	spaces  int // base64: spaces inside lines, a sign the body is not base64 at all
 }
 
-// mimeTransferDecoder wraps r with the decoder for a normalised transfer
-// encoding. Unknown encodings (and the identity ones) return r itself.
-func mimeTransferDecoder(cte string, r io.Reader, st *mimeDecodeStats) io.Reader {
-	return (*parseScratch)(nil).decoder(cte, r, st)
-}
-
-// decoder is mimeTransferDecoder reading through buffers kept in sc (a
-// decoding reader per attachment allocated two 4 KiB buffers); release
-// gives it back. A nil sc allocates.
+// decoder wraps r with the decoder for a normalised transfer encoding,
+// reading through buffers kept in sc (a decoding reader per attachment
+// allocated two 4 KiB buffers); releaseDecoder gives it back. Unknown
+// encodings (and the identity ones) return r itself.
 func (sc *parseScratch) decoder(cte string, r io.Reader, st *mimeDecodeStats) io.Reader {
 	var t transform.Transformer
 	switch cte {
@@ -258,7 +253,7 @@ func (sc *parseScratch) decoder(cte string, r io.Reader, st *mimeDecodeStats) io
 		return r
 	}
 	var d *mimeDecodeReader
-	if sc != nil && len(sc.decoders) > 0 {
+	if len(sc.decoders) > 0 {
 		d = sc.decoders[len(sc.decoders)-1]
 		sc.decoders = sc.decoders[:len(sc.decoders)-1]
 	} else {
@@ -271,7 +266,7 @@ func (sc *parseScratch) decoder(cte string, r io.Reader, st *mimeDecodeStats) io
 // releaseDecoder gives back a reader decoder returned (r itself when it
 // decoded nothing).
 func (sc *parseScratch) releaseDecoder(r io.Reader) {
-	if d, ok := r.(*mimeDecodeReader); ok && sc != nil && len(sc.decoders) < 4 {
+	if d, ok := r.(*mimeDecodeReader); ok && len(sc.decoders) < 4 {
 		d.reset(nil, nil)
 		sc.decoders = append(sc.decoders, d)
 	}

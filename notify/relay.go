@@ -187,7 +187,7 @@ func writeRelay(w io.Writer, r RelayMail, maxText int64, maxDepth int) (Envelope
 			seen[k] = true
 			out.fields = append(out.fields, f)
 		}
-		if err := textproto.WriteHeader(tw, out.textproto()); err != nil {
+		if err := out.write(tw); err != nil {
 			return nil, fmt.Errorf("write header: %w", err)
 		}
 		return tw, nil

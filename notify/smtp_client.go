@@ -294,6 +294,28 @@ func (c *smtpClient) mailLine(from string, size int64, utf8 bool) (string, error
 	return line, smtpCheckLine(line)
 }
 
+// smtpCheckRcpts checks that every recipient fits on a command line.
+func smtpCheckRcpts(to []string) error {
+	for _, rcpt := range to {
+		if err := smtpCheckLine(rcpt); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeEnvelope buffers the MAIL line and a RCPT per recipient, for a
+// pipelined write.
+func (c *smtpClient) writeEnvelope(mail string, to []string) {
+	c.w.WriteString(mail)
+	c.w.WriteString("\r\n")
+	for _, rcpt := range to {
+		c.w.WriteString("RCPT TO:<")
+		c.w.WriteString(rcpt)
+		c.w.WriteString(">\r\n")
+	}
+}
+
 // envelope sends MAIL, a RCPT per recipient and, when any recipient was
 // accepted, DATA. When the server offers PIPELINING the commands go out in
 // one write and the replies are read after it (RFC 2920); otherwise one at a
@@ -302,22 +324,14 @@ func (c *smtpClient) mailLine(from string, size int64, utf8 bool) (string, error
 // server still answered DATA with 354 (possible when pipelining), the empty
 // message is ended so that the session stays in step.
 func (c *smtpClient) envelope(mail string, to []string) (r smtpEnvelopeReplies, err error) {
-	for _, rcpt := range to {
-		if err := smtpCheckLine(rcpt); err != nil {
-			return r, err
-		}
+	if err := smtpCheckRcpts(to); err != nil {
+		return r, err
 	}
 	r.rcpt = make([]error, len(to))
 	if ok, _ := c.extension("PIPELINING"); !ok {
 		return c.envelopeInTurn(mail, to, r)
 	}
-	c.w.WriteString(mail)
-	c.w.WriteString("\r\n")
-	for _, rcpt := range to {
-		c.w.WriteString("RCPT TO:<")
-		c.w.WriteString(rcpt)
-		c.w.WriteString(">\r\n")
-	}
+	c.writeEnvelope(mail, to)
 	c.w.WriteString("DATA\r\n")
 	r.Op = "mail"
 	if err := c.w.Flush(); err != nil {
@@ -422,19 +436,11 @@ func smtpChunkable(msg []byte) bool {
 // that failed before any may be a stale pooled one, to which nothing was
 // delivered. err is a failure of the session itself.
 func (c *smtpClient) chunk(mail string, to []string, msg []byte) (r smtpEnvelopeReplies, replied bool, err error) {
-	for _, rcpt := range to {
-		if err := smtpCheckLine(rcpt); err != nil {
-			return r, false, err
-		}
+	if err := smtpCheckRcpts(to); err != nil {
+		return r, false, err
 	}
 	r.rcpt = make([]error, len(to))
-	c.w.WriteString(mail)
-	c.w.WriteString("\r\n")
-	for _, rcpt := range to {
-		c.w.WriteString("RCPT TO:<")
-		c.w.WriteString(rcpt)
-		c.w.WriteString(">\r\n")
-	}
+	c.writeEnvelope(mail, to)
 	c.w.WriteString("BDAT ")
 	c.w.WriteString(strconv.Itoa(len(msg)))
 	c.w.WriteString(" LAST\r\n")
