@@ -57,6 +57,7 @@ type options struct {
 	gctrace  bool
 	env      harness.EnvFlag
 	keep     bool
+	jsonOut  string
 	// attachment, when set, replaces the generated mix with messages that
 	// carry one attachment of this many bytes (and raises
 	// limits.max_message_bytes to fit).
@@ -65,23 +66,25 @@ type options struct {
 
 // result is one run's measurements.
 type result struct {
-	deliver      time.Duration   // appending the backlog to the folder (not the gateway)
-	startup      time.Duration   // process start to "ready" (process mode)
-	stored       time.Duration   // ready to the folder being empty (every message stored and moved)
-	sent         time.Duration   // ready to the last mail accepted
-	cpuWindow    time.Duration   // gateway CPU from ready to the last mail (process mode)
-	cpuTotal     time.Duration   // gateway CPU of the whole process, rusage at exit
-	user, sys    time.Duration   // its user and system parts
-	gc           harness.GCStats // the gateway's garbage collections in the drain window (-gctrace)
-	processSelf  time.Duration   // this process's CPU during the drain (inproc: gateway + servers)
-	redisCPU     time.Duration   // Redis server CPU during the drain (upper bound: shared server)
-	rss, peakRSS int64           // the gateway's VmRSS and VmHWM a second after the drain (process mode)
+	deliver      time.Duration    // appending the backlog to the folder (not the gateway)
+	startup      time.Duration    // process start to "ready" (process mode)
+	stored       time.Duration    // ready to the folder being empty (every message stored and moved)
+	sent         time.Duration    // ready to the last mail accepted
+	cpuWindow    time.Duration    // gateway CPU from ready to the last mail (process mode)
+	cpuTotal     time.Duration    // gateway CPU of the whole process, rusage at exit
+	user, sys    time.Duration    // its user and system parts
+	gc           harness.GCStats  // the gateway's garbage collections in the drain window (-gctrace)
+	activity     harness.Activity // the gateway's read/write system calls and context switches in the drain window (process mode)
+	processSelf  time.Duration    // this process's CPU during the drain (inproc: gateway + servers)
+	redisCPU     time.Duration    // Redis server CPU during the drain (upper bound: shared server)
+	rss, peakRSS int64            // the gateway's VmRSS and VmHWM a second after the drain (process mode)
 	mailAccepted int
 	tally        harness.Tally
 }
 
-func (r result) rate() float64       { return float64(r.tally.Messages) / r.sent.Seconds() }
-func (r result) storedRate() float64 { return float64(r.tally.Messages) / r.stored.Seconds() }
+func (r result) rate() float64              { return float64(r.tally.Messages) / r.sent.Seconds() }
+func (r result) storedRate() float64        { return float64(r.tally.Messages) / r.stored.Seconds() }
+func (r result) perMessage(n int64) float64 { return float64(n) / float64(r.tally.Messages) }
 
 func main() {
 	var o options
@@ -98,6 +101,7 @@ func main() {
 	flag.BoolVar(&o.gctrace, "gctrace", false, "process: run the gateway with GODEBUG=gctrace=1 and report its garbage collection CPU")
 	flag.Var(&o.env, "gateway-env", "KEY=VALUE added to the gateway process's environment, e.g. GOGC=400 (repeatable)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (config, gateway logs)")
+	flag.StringVar(&o.jsonOut, "json", "", "also write the medians to this file as JSON (read by bench/ab)")
 	flag.Var(&o.attachment, "attachment", "instead of the usual mix, messages with one attachment of this size (e.g. 50MiB); limits.max_message_bytes is raised to fit")
 	flag.Parse()
 	harness.Main("backlog", o.validate, func(ctx context.Context) error { return run(ctx, o) })
@@ -172,6 +176,8 @@ func run(ctx context.Context, o options) error {
 		if o.mode == "process" {
 			fmt.Printf("       gateway CPU per message %s in the drain window; whole process %s (user %s + system %s) = %s per message net of the idle start\n",
 				harness.Ms(res.cpuWindow/n), harness.Ms(res.cpuTotal), harness.Ms(res.user), harness.Ms(res.sys), harness.Ms((res.cpuTotal-idle)/n))
+			fmt.Printf("       per message in the drain window: %.1f read and %.1f write system calls, %.1f context switches\n",
+				res.perMessage(res.activity.ReadCalls), res.perMessage(res.activity.WriteCalls), res.perMessage(res.activity.Switches))
 			fmt.Printf("       start-up to ready %s\n", res.startup.Round(time.Millisecond))
 			fmt.Printf("       gateway memory a second after the drain: RSS %s, peak RSS (VmHWM) %s = %s above the idle start's peak\n",
 				harness.MiB(res.rss), harness.MiB(res.peakRSS), harness.MiB(res.peakRSS-idlePeakRSS))
@@ -204,9 +210,29 @@ func run(ctx context.Context, o options) error {
 		fmt.Printf("  gateway CPU per message (window)       %s\n", harness.Ms(time.Duration(med(func(r result) float64 { return float64(r.cpuWindow) / float64(o.n) }))))
 		fmt.Printf("  gateway CPU per message (net total)    %s\n", harness.Ms(time.Duration(med(func(r result) float64 { return float64(r.cpuTotal-idle) / float64(o.n) }))))
 		fmt.Printf("  gateway CPU per 1,000 messages (window) %.2f s\n", med(func(r result) float64 { return r.cpuWindow.Seconds() * 1000 / float64(o.n) }))
+		fmt.Printf("  read / write system calls per message  %.1f / %.1f\n", med(func(r result) float64 { return r.perMessage(r.activity.ReadCalls) }), med(func(r result) float64 { return r.perMessage(r.activity.WriteCalls) }))
+		fmt.Printf("  context switches per message           %.1f\n", med(func(r result) float64 { return r.perMessage(r.activity.Switches) }))
 		fmt.Printf("  gateway peak RSS (VmHWM)               %s (idle start: %s)\n", harness.MiB(int64(med(func(r result) float64 { return float64(r.peakRSS) }))), harness.MiB(idlePeakRSS))
 		if o.gctrace {
 			fmt.Printf("  of which garbage collection            %s\n", harness.Ms(time.Duration(med(func(r result) float64 { return float64(r.gc.CPU) / float64(o.n) }))))
+		}
+	}
+	if o.jsonOut != "" {
+		sum := harness.BacklogSummary{
+			Messages: o.n, Runs: len(results),
+			Rate:       med(func(r result) float64 { return r.rate() }),
+			StoredRate: med(func(r result) float64 { return r.storedRate() }),
+			RedisCPUMs: med(func(r result) float64 { return r.redisCPU.Seconds() * 1000 / float64(o.n) }),
+		}
+		if o.mode == "process" {
+			sum.CPUMs = med(func(r result) float64 { return r.cpuWindow.Seconds() * 1000 / float64(o.n) })
+			sum.ReadCalls = med(func(r result) float64 { return r.perMessage(r.activity.ReadCalls) })
+			sum.WriteCalls = med(func(r result) float64 { return r.perMessage(r.activity.WriteCalls) })
+			sum.Switches = med(func(r result) float64 { return r.perMessage(r.activity.Switches) })
+			sum.PeakRSSMiB = med(func(r result) float64 { return float64(r.peakRSS) / (1 << 20) })
+		}
+		if err := sum.Write(o.jsonOut); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -309,6 +335,7 @@ func oneRun(ctx context.Context, o options, root, dir string, lastRun bool) (res
 		inp   *harness.InProcess
 		ready time.Time
 		cpu0  time.Duration
+		act0  harness.Activity
 		gc0   harness.GCStats
 		self0 time.Duration
 		// stopProfile ends the CPU profile (inproc with -profile) once the
@@ -336,6 +363,9 @@ func oneRun(ctx context.Context, o options, root, dir string, lastRun bool) (res
 		res.startup = ready.Sub(child.Started)
 		gc0 = child.GC()
 		if cpu0, err = child.CPU(); err != nil {
+			return res, errors.Join(err, stopGateway())
+		}
+		if act0, err = child.Activity(); err != nil {
 			return res, errors.Join(err, stopGateway())
 		}
 	} else {
@@ -434,6 +464,11 @@ func oneRun(ctx context.Context, o options, root, dir string, lastRun bool) (res
 			return res, errors.Join(err, stopGateway())
 		}
 		res.cpuWindow = cpu1 - cpu0
+		act1, err := child.Activity()
+		if err != nil {
+			return res, errors.Join(err, stopGateway())
+		}
+		res.activity = act1.Sub(act0)
 		gc1 := child.GC()
 		res.gc = harness.GCStats{Cycles: gc1.Cycles - gc0.Cycles, CPU: gc1.CPU - gc0.CPU}
 	} else {

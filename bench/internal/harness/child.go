@@ -193,6 +193,10 @@ func (c *Child) Exited() <-chan struct{} { return c.exited }
 // resolution).
 func (c *Child) CPU() (time.Duration, error) { return procCPU(c.Pid()) }
 
+// Activity is the child's read and write system calls and context
+// switches so far, from /proc.
+func (c *Child) Activity() (Activity, error) { return procActivity(c.Pid()) }
+
 // Stop sends SIGTERM (a graceful stop), waits up to timeout (then kills),
 // and returns the child's total user and system CPU time from its rusage.
 func (c *Child) Stop(timeout time.Duration) (user, sys time.Duration, err error) {
