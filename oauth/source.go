@@ -2,6 +2,8 @@ package oauth
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -68,6 +70,33 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
+	// Tokens, if set, keeps the refresh token the endpoint rotates across
+	// restarts (see RefreshTokenStore). Only the refresh-token grant uses
+	// it.
+	Tokens RefreshTokenStore
+}
+
+// RefreshTokenStore keeps rotated refresh tokens, so that a restart uses
+// the latest one rather than the configured one, which an endpoint that
+// rotates tokens may have revoked (reuse detection) or let expire (Entra
+// ID: 90 days). Keys are opaque: a hash of the token endpoint, the client
+// id and the configured refresh token, so that a new token in the
+// configuration starts afresh.
+type RefreshTokenStore interface {
+	// LoadRefreshToken returns the token saved under key, "" when none.
+	LoadRefreshToken(ctx context.Context, key string) (string, error)
+	// SaveRefreshToken saves token under key.
+	SaveRefreshToken(ctx context.Context, key, token string) error
+}
+
+// storeKey is the RefreshTokenStore key of c's credential.
+func (c Config) storeKey() string {
+	h := sha256.New()
+	for _, part := range []string{c.TokenURL, c.ClientID, c.RefreshToken} {
+		h.Write([]byte(part))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // LogValue implements slog.LogValuer without the secrets.
@@ -162,6 +191,7 @@ type Source struct {
 
 	mu      sync.Mutex
 	refresh string  // current refresh token; replaced when rotated
+	loaded  bool    // the saved refresh token was read (Config.Tokens)
 	tok     token   // cached access token; zero when none
 	flight  *flight // the request in progress, shared by all callers
 }
@@ -254,8 +284,18 @@ func (s *Source) Token(ctx context.Context) (string, error) {
 func (s *Source) run(ctx context.Context, f *flight, refresh string) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
+	refresh = s.loadSaved(ctx, refresh)
 	sent := s.now()
 	res, err := s.request(ctx, refresh)
+	alt := s.alternative(ctx, refresh, err)
+	if alt != "" {
+		sent = s.now()
+		if res, err = s.request(ctx, alt); err == nil {
+			s.mu.Lock()
+			s.refresh = alt
+			s.mu.Unlock()
+		}
+	}
 
 	var (
 		expiry   time.Time
@@ -284,7 +324,12 @@ func (s *Source) run(ctx context.Context, f *flight, refresh string) {
 		s.log.Debug("oauth token refreshed", slog.String("grant", s.grant),
 			slog.Duration("lifetime", res.lifetime), slog.Time("expiry", expiry))
 		if rotated {
-			s.log.Info("oauth refresh token rotated by the endpoint; using the new one (kept in memory only)")
+			s.saveRotated(ctx, res.refresh)
+		} else if alt != "" {
+			// The token that worked replaces the refused one saved.
+			if err := s.cfg.Tokens.SaveRefreshToken(ctx, s.cfg.storeKey(), alt); err != nil {
+				s.log.Warn("oauth: cannot save the refresh token that worked", slog.Any("err", err))
+			}
 		}
 		if obs != nil {
 			obs.TokenRefreshed(s.cfg.Name, expiry)
@@ -301,6 +346,69 @@ func (s *Source) run(ctx context.Context, f *flight, refresh string) {
 		}
 	}
 	close(f.done)
+}
+
+// loadSaved returns the refresh token to present: the one saved in
+// Config.Tokens, read the first time, when there is one; refresh otherwise.
+func (s *Source) loadSaved(ctx context.Context, refresh string) string {
+	if s.cfg.Tokens == nil || s.grant != GrantRefreshToken {
+		return refresh
+	}
+	s.mu.Lock()
+	loaded := s.loaded
+	s.mu.Unlock()
+	if loaded {
+		return refresh
+	}
+	saved, err := s.cfg.Tokens.LoadRefreshToken(ctx, s.cfg.storeKey())
+	if err != nil {
+		s.log.Warn("oauth: cannot read the saved refresh token; using the configured one", slog.Any("err", err))
+		return refresh // read again next time
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.loaded = true
+	if saved != "" && validToken(saved) && saved != s.refresh {
+		s.log.Info("oauth: using the refresh token saved when the endpoint last rotated it")
+		s.refresh = saved
+	}
+	return s.refresh
+}
+
+// alternative returns another refresh token worth trying once after the
+// endpoint refused refresh (invalid_grant): the one saved in Config.Tokens
+// if it is another (a second instance sharing the store rotated it), else
+// the configured one if refresh was a saved one (which an endpoint may
+// have revoked while the configured one still holds). "" when there is
+// none.
+func (s *Source) alternative(ctx context.Context, refresh string, err error) string {
+	var re *RefreshError
+	if s.cfg.Tokens == nil || s.grant != GrantRefreshToken || !errors.As(err, &re) || re.Code != "invalid_grant" {
+		return ""
+	}
+	if saved, lerr := s.cfg.Tokens.LoadRefreshToken(ctx, s.cfg.storeKey()); lerr == nil && saved != "" && saved != refresh && validToken(saved) {
+		s.log.Info("oauth: the endpoint refused the refresh token; trying the one saved since")
+		return saved
+	}
+	if refresh != s.cfg.RefreshToken {
+		s.log.Info("oauth: the endpoint refused the saved refresh token; trying the configured one")
+		return s.cfg.RefreshToken
+	}
+	return ""
+}
+
+// saveRotated logs a rotation and saves the new token in Config.Tokens.
+func (s *Source) saveRotated(ctx context.Context, token string) {
+	if s.cfg.Tokens == nil {
+		s.log.Info("oauth refresh token rotated by the endpoint; using the new one (kept in memory only)")
+		return
+	}
+	if err := s.cfg.Tokens.SaveRefreshToken(ctx, s.cfg.storeKey(), token); err != nil {
+		s.log.Warn("oauth refresh token rotated by the endpoint; using the new one, but it could not be saved: a restart will present the configured one",
+			slog.Any("err", err))
+		return
+	}
+	s.log.Info("oauth refresh token rotated by the endpoint; using and saving the new one")
 }
 
 // refreshAt is when a token obtained at sent with lifetime d is refreshed:

@@ -101,7 +101,7 @@ func New(ctx context.Context, cfg *rules.Config, tmpl *notify.Templates, log *sl
 	}
 	g.Store = store.New(g.rdb, cfg.Redis.Prefix)
 	sc := cfg.SMTP
-	smtpTokens, err := newTokenSource(sc.OAuth, sc.Username, log, g.Metrics)
+	smtpTokens, err := newTokenSource(sc.OAuth, sc.Username, log, g.Metrics, g.Store)
 	if err != nil {
 		g.Close()
 		return nil, fmt.Errorf("smtp: %w", err)
@@ -132,7 +132,7 @@ func New(ctx context.Context, cfg *rules.Config, tmpl *notify.Templates, log *sl
 	processed := map[string]ingest.IMAPConfig{} // for the outbox's large originals
 	var fetchOpts []ingest.SourceOption
 	for _, mb := range cfg.Mailboxes {
-		tokens, err := newTokenSource(mb.OAuth, mb.Address, log, g.Metrics)
+		tokens, err := newTokenSource(mb.OAuth, mb.Address, log, g.Metrics, g.Store)
 		if err != nil {
 			g.Close()
 			return nil, fmt.Errorf("mailbox %s: %w", mb.Address, err)

@@ -19,8 +19,9 @@ type tokenSource interface {
 // newTokenSource builds the access-token source of an `oauth:` block for
 // the account name (the mailbox address or the SMTP user name). It returns
 // a nil interface (never a typed nil) when o is nil. obs, if not nil, hears
-// about every refresh.
-func newTokenSource(o *rules.OAuth, name string, log *slog.Logger, obs oauth.Observer) (tokenSource, error) {
+// about every refresh; tokens, if not nil, keeps the refresh token the
+// endpoint rotates across restarts (the gateway's Redis store).
+func newTokenSource(o *rules.OAuth, name string, log *slog.Logger, obs oauth.Observer, tokens oauth.RefreshTokenStore) (tokenSource, error) {
 	if o == nil {
 		return nil, nil
 	}
@@ -33,6 +34,7 @@ func newTokenSource(o *rules.OAuth, name string, log *slog.Logger, obs oauth.Obs
 		Scopes:       o.Scopes,
 		Observer:     obs,
 		Logger:       log.With("component", "oauth"),
+		Tokens:       tokens,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("oauth for %s: %w", name, err)

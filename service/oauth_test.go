@@ -1,12 +1,21 @@
 package service
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/northwind-it/ticketgw/oauth"
 	"github.com/northwind-it/ticketgw/oauth/oauthtest"
 	"github.com/northwind-it/ticketgw/rules"
+	"github.com/northwind-it/ticketgw/store"
 )
 
 // TestTokenSourceFromConfig goes from the YAML `oauth:` blocks to tokens
@@ -38,11 +47,11 @@ rules: [{name: default, set: {category: request}}]
 	if imapAuth(mb.Auth) != "xoauth2" || imapAuth(cfg.SMTP.Auth) != "oauthbearer" {
 		t.Fatalf("auth: mailbox %s, smtp %s", mb.Auth, cfg.SMTP.Auth)
 	}
-	imapTS, err := newTokenSource(mb.OAuth, mb.Address, log, nil)
+	imapTS, err := newTokenSource(mb.OAuth, mb.Address, log, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	smtpTS, err := newTokenSource(cfg.SMTP.OAuth, cfg.SMTP.Username, log, nil)
+	smtpTS, err := newTokenSource(cfg.SMTP.OAuth, cfg.SMTP.Username, log, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,12 +68,55 @@ rules: [{name: default, set: {category: request}}]
 
 	// Without an oauth block the source is a nil interface, not a typed
 	// nil that would pass the senders' nil checks.
-	if ts, err := newTokenSource(nil, "x", log, nil); ts != nil || err != nil {
+	if ts, err := newTokenSource(nil, "x", log, nil, nil); ts != nil || err != nil {
 		t.Errorf("newTokenSource(nil) = %v, %v", ts, err)
 	}
 	bad := *mb.OAuth
 	bad.ClientID = ""
-	if _, err := newTokenSource(&bad, "mb@x", log, nil); err == nil || !strings.Contains(err.Error(), "client id: required") {
+	if _, err := newTokenSource(&bad, "mb@x", log, nil, nil); err == nil || !strings.Contains(err.Error(), "client id: required") {
 		t.Errorf("invalid block: %v", err)
+	}
+}
+
+// An endpoint that rotates refresh tokens and revokes the one it replaced:
+// the gateway restarted (a new token source on the same Redis) logs in with
+// the token saved at the rotation, where the configured one is refused.
+func TestRotatedRefreshTokenIsKeptInRedisAcrossRestarts(t *testing.T) {
+	addr := os.Getenv("REDIS_ADDR")
+	if addr == "" {
+		addr = "127.0.0.1:6379"
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	t.Cleanup(func() { rdb.Close() })
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	prefix := "tg-oauth-test-" + hex.EncodeToString(b) + ":"
+	t.Cleanup(func() {
+		ctx := context.Background()
+		keys, _ := rdb.Keys(ctx, prefix+"*").Result()
+		if len(keys) > 0 {
+			rdb.Del(ctx, keys...)
+		}
+	})
+	srv := oauthtest.NewServer(t, oauthtest.Options{ClientSecret: "s3cret", Rotate: true, RevokeRotated: true})
+	block := &rules.OAuth{TokenURL: srv.URL, ClientID: "client-id", ClientSecret: rules.NewSecret("s3cret"), RefreshToken: rules.NewSecret("rt-0"), Scopes: []string{"imap"}}
+	log := slog.New(slog.DiscardHandler)
+	start := func(tokens oauth.RefreshTokenStore) (string, error) {
+		ts, err := newTokenSource(block, "support@msp.example", log, nil, tokens)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ts.Token(t.Context())
+	}
+	for i := range 3 { // the first start, then two restarts
+		if tok, err := start(store.New(rdb, prefix)); err != nil || !srv.Valid(tok) {
+			t.Fatalf("start %d: Token() = %q, %v", i+1, tok, err)
+		}
+	}
+	// The same restart without the store presents the configured token.
+	_, err := start(nil)
+	var re *oauth.RefreshError
+	if !errors.As(err, &re) || re.Code != "invalid_grant" {
+		t.Fatalf("restart without the saved token: err = %v, want invalid_grant", err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/northwind-it/ticketgw/domain"
 	"github.com/northwind-it/ticketgw/ingest"
 	"github.com/northwind-it/ticketgw/notify"
+	"github.com/northwind-it/ticketgw/oauth"
 	"github.com/northwind-it/ticketgw/rules"
 	"github.com/northwind-it/ticketgw/store"
 )
@@ -454,9 +455,9 @@ func (q *timerQueue) Pop() any {
 
 // MailboxIMAPConfig is the IMAP configuration of a configured mailbox, as
 // the gateway reads it, with an OAuth token source when the mailbox has an
-// oauth: block.
-func MailboxIMAPConfig(mb rules.Mailbox, log *slog.Logger) (ingest.IMAPConfig, error) {
-	tokens, err := newTokenSource(mb.OAuth, mb.Address, log, nil)
+// oauth: block (its rotated refresh tokens saved in saved, when not nil).
+func MailboxIMAPConfig(mb rules.Mailbox, log *slog.Logger, saved oauth.RefreshTokenStore) (ingest.IMAPConfig, error) {
+	tokens, err := newTokenSource(mb.OAuth, mb.Address, log, nil, saved)
 	if err != nil {
 		return ingest.IMAPConfig{}, fmt.Errorf("mailbox %s: %w", mb.Address, err)
 	}
@@ -515,7 +516,7 @@ func Rebuild(ctx context.Context, cfg *rules.Config, tmpl *notify.Templates, st 
 	var items []item
 	deleted := 0
 	for i, mb := range cfg.Mailboxes {
-		ic, err := MailboxIMAPConfig(mb, log)
+		ic, err := MailboxIMAPConfig(mb, log, st)
 		if err != nil {
 			return RebuildStats{}, err
 		}

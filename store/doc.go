@@ -31,6 +31,7 @@
 //	P{mb:MB}:lease                       string  owner of the mailbox's polling lease (expires)
 //	P{rl:<sha1(lower(sender))>}          zset    acknowledgement decisions scored by unix ms
 //	P{once:<key>}                         string  a job claimed once across instances (quarterly reviews)
+//	P{oauth:<sha256>}                    string  the latest refresh token of an OAuth credential (expires 400 days after its last rotation)
 //	P{outbox}:pending                    zset    entry key -> next try unix ms
 //	P{outbox}:leased                     zset    entry key -> lease expiry unix ms
 //	P{outbox}:queued                     zset    entry key -> enqueue unix ms (depth and age)
