@@ -121,7 +121,13 @@ type TemplateError struct {
 	Line int // 0: unknown
 	Col  int // 0: unknown
 	Msg  string
+
+	err error // what text/template or html/template reported, if anything
 }
+
+// Unwrap returns the template package's own error (a
+// text/template.ExecError, say), or nil.
+func (e *TemplateError) Unwrap() error { return e.err }
 
 func (e *TemplateError) Error() string {
 	switch {
@@ -319,7 +325,7 @@ func locate(err error, name, origin string) *TemplateError {
 			break
 		}
 	}
-	te := &TemplateError{File: origin, Msg: msg}
+	te := &TemplateError{File: origin, Msg: msg, err: err}
 	rest, ok := strings.CutPrefix(msg, name+":")
 	if !ok {
 		return te

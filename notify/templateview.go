@@ -1,7 +1,6 @@
 package notify
 
 import (
-	"errors"
 	"reflect"
 	"strings"
 	"time"
@@ -82,8 +81,19 @@ func renamedError(err error, view, data any) error {
 	if !strings.Contains(msg, vt.String()) {
 		return err
 	}
-	return errors.New(strings.ReplaceAll(msg, vt.String(), dt.String()))
+	return &renamed{msg: strings.ReplaceAll(msg, vt.String(), dt.String()), err: err}
 }
+
+// renamed is an error with another message that still unwraps to the
+// original (a *template.ExecError, say), so errors.As and errors.Is see
+// through the renaming.
+type renamed struct {
+	msg string
+	err error
+}
+
+func (r *renamed) Error() string { return r.msg }
+func (r *renamed) Unwrap() error { return r.err }
 
 // ackView is the template view of AckData.
 type ackView struct {

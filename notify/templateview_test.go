@@ -1,11 +1,13 @@
 package notify
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"text/template"
 	"time"
 )
 
@@ -205,6 +207,11 @@ func TestViewErrorsNameThePublicType(t *testing.T) {
 			_, err := tm.Render(KindAck, LangEnglish, tc.data)
 			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "ackView") {
 				t.Errorf("err = %v, want one with %q", err, tc.want)
+			}
+			// The renaming keeps the error's type for errors.As.
+			var ee template.ExecError
+			if !errors.As(err, &ee) {
+				t.Errorf("err = %#v: errors.As finds no template.ExecError under the renaming", err)
 			}
 		})
 	}
