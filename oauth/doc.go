@@ -12,9 +12,9 @@
 //   - concurrent callers share one request to the endpoint;
 //   - a refresh token the endpoint rotates replaces the old one, in memory
 //     and, with Config.Tokens, in a RefreshTokenStore, so that a restart
-//     presents the latest one (the rotation is logged, the token never is);
-//     a refused one (invalid_grant) is retried once with the token saved
-//     since by another instance, or with the configured one;
+//     presents the latest one and instances sharing the store refresh in
+//     turn, each presenting the token the last one received (the rotation
+//     is logged, the token never is);
 //   - a refused refresh is a *RefreshError that carries the endpoint's
 //     error and error_description (invalid_grant, invalid_client, ...);
 //   - an Observer hears of every refresh and every failure (metrics);

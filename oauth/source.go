@@ -79,20 +79,27 @@ type Config struct {
 // RefreshTokenStore keeps rotated refresh tokens, so that a restart uses
 // the latest one rather than the configured one, which an endpoint that
 // rotates tokens may have revoked (reuse detection) or let expire (Entra
-// ID: 90 days). Keys are opaque: a hash of the token endpoint, the client
-// id and the configured refresh token, so that a new token in the
+// ID: 90 days), and so that several instances sharing the store (the
+// gateway's, on one Redis) refresh one credential in turn, each presenting
+// the token the last one received. Keys are opaque: a hash of the client id
+// and the configured refresh token, so that a new token in the
 // configuration starts afresh.
 type RefreshTokenStore interface {
 	// LoadRefreshToken returns the token saved under key, "" when none.
 	LoadRefreshToken(ctx context.Context, key string) (string, error)
-	// SaveRefreshToken saves token under key.
-	SaveRefreshToken(ctx context.Context, key, token string) error
+	// SaveRefreshToken saves token under key if what is saved there is
+	// still old ("" for nothing), and reports whether it did.
+	SaveRefreshToken(ctx context.Context, key, old, token string) (bool, error)
+	// LockRefreshToken waits, as long as ctx allows, until it holds key's
+	// lock, which lapses after ttl unless unlock releases it sooner: one
+	// refresh of a credential at a time, across instances.
+	LockRefreshToken(ctx context.Context, key string, ttl time.Duration) (unlock func(), err error)
 }
 
 // storeKey is the RefreshTokenStore key of c's credential.
 func (c Config) storeKey() string {
 	h := sha256.New()
-	for _, part := range []string{c.TokenURL, c.ClientID, c.RefreshToken} {
+	for _, part := range []string{c.ClientID, c.RefreshToken} {
 		h.Write([]byte(part))
 		h.Write([]byte{0})
 	}
@@ -191,7 +198,7 @@ type Source struct {
 
 	mu      sync.Mutex
 	refresh string  // current refresh token; replaced when rotated
-	loaded  bool    // the saved refresh token was read (Config.Tokens)
+	synced  string  // with Config.Tokens: what the store held when last read or written ("": nothing)
 	tok     token   // cached access token; zero when none
 	flight  *flight // the request in progress, shared by all callers
 }
@@ -284,17 +291,16 @@ func (s *Source) Token(ctx context.Context) (string, error) {
 func (s *Source) run(ctx context.Context, f *flight, refresh string) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	refresh = s.loadSaved(ctx, refresh)
-	sent := s.now()
-	res, err := s.request(ctx, refresh)
-	alt := s.alternative(ctx, refresh, err)
-	if alt != "" {
+	var (
+		res  grantResult
+		err  error
+		sent time.Time
+	)
+	if s.cfg.Tokens != nil && s.grant == GrantRefreshToken {
+		res, sent, err = s.refreshShared(ctx)
+	} else {
 		sent = s.now()
-		if res, err = s.request(ctx, alt); err == nil {
-			s.mu.Lock()
-			s.refresh = alt
-			s.mu.Unlock()
-		}
+		res, err = s.request(ctx, refresh)
 	}
 
 	var (
@@ -324,12 +330,7 @@ func (s *Source) run(ctx context.Context, f *flight, refresh string) {
 		s.log.Debug("oauth token refreshed", slog.String("grant", s.grant),
 			slog.Duration("lifetime", res.lifetime), slog.Time("expiry", expiry))
 		if rotated {
-			s.saveRotated(ctx, res.refresh)
-		} else if alt != "" {
-			// The token that worked replaces the refused one saved.
-			if err := s.cfg.Tokens.SaveRefreshToken(ctx, s.cfg.storeKey(), alt); err != nil {
-				s.log.Warn("oauth: cannot save the refresh token that worked", slog.Any("err", err))
-			}
+			s.log.Info("oauth refresh token rotated by the endpoint; using the new one (kept in memory only)")
 		}
 		if obs != nil {
 			obs.TokenRefreshed(s.cfg.Name, expiry)
@@ -348,67 +349,105 @@ func (s *Source) run(ctx context.Context, f *flight, refresh string) {
 	close(f.done)
 }
 
-// loadSaved returns the refresh token to present: the one saved in
-// Config.Tokens, read the first time, when there is one; refresh otherwise.
-func (s *Source) loadSaved(ctx context.Context, refresh string) string {
-	if s.cfg.Tokens == nil || s.grant != GrantRefreshToken {
-		return refresh
-	}
-	s.mu.Lock()
-	loaded := s.loaded
-	s.mu.Unlock()
-	if loaded {
-		return refresh
-	}
-	saved, err := s.cfg.Tokens.LoadRefreshToken(ctx, s.cfg.storeKey())
+// saveTimeout bounds saving a rotated refresh token, apart from the
+// request's own timeout: the endpoint has answered by then.
+const saveTimeout = 5 * time.Second
+
+// refreshShared is the refresh-token grant with Config.Tokens. Under the
+// credential's lock, it reads the store: a token there that differs from
+// what this Source last saw was rotated by another instance (or before a
+// restart) and is the one to present; a rotation of this Source's that
+// could not be saved is saved now. It presents the token, saves the one
+// the endpoint rotates it to (compare-and-set against the one presented),
+// and when the endpoint refuses it (invalid_grant) and the store has since
+// received another, tries that once. A store that cannot be read is a
+// temporary error: presenting a token that may have been rotated away
+// could make an endpoint with reuse detection revoke them all.
+func (s *Source) refreshShared(ctx context.Context) (grantResult, time.Time, error) {
+	key := s.cfg.storeKey()
+	unlock, err := s.cfg.Tokens.LockRefreshToken(ctx, key, s.cfg.Timeout+saveTimeout)
 	if err != nil {
-		s.log.Warn("oauth: cannot read the saved refresh token; using the configured one", slog.Any("err", err))
-		return refresh // read again next time
+		return grantResult{}, s.now(), s.storeError("wait for the refresh token's lock", err)
+	}
+	defer unlock()
+	stored, err := s.cfg.Tokens.LoadRefreshToken(ctx, key)
+	if err != nil {
+		return grantResult{}, s.now(), s.storeError("read the saved refresh token", err)
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.loaded = true
-	if saved != "" && validToken(saved) && saved != s.refresh {
-		s.log.Info("oauth: using the refresh token saved when the endpoint last rotated it")
-		s.refresh = saved
+	if stored != "" && stored != s.synced && validToken(stored) {
+		if s.synced == "" {
+			s.log.Info("oauth: using the refresh token saved when the endpoint last rotated it")
+		} else {
+			s.log.Info("oauth: using the refresh token another instance saved")
+		}
+		s.refresh = stored
 	}
-	return s.refresh
-}
+	s.synced = stored
+	present := s.refresh
+	s.mu.Unlock()
+	known := stored // what the store holds, as far as this Source knows
+	if present != stored && present != s.cfg.RefreshToken {
+		if s.save(ctx, key, stored, present) { // a rotation whose save failed
+			known = present
+		}
+	}
 
-// alternative returns another refresh token worth trying once after the
-// endpoint refused refresh (invalid_grant): the one saved in Config.Tokens
-// if it is another (a second instance sharing the store rotated it), else
-// the configured one if refresh was a saved one (which an endpoint may
-// have revoked while the configured one still holds). "" when there is
-// none.
-func (s *Source) alternative(ctx context.Context, refresh string, err error) string {
+	sent := s.now()
+	res, err := s.request(ctx, present)
 	var re *RefreshError
-	if s.cfg.Tokens == nil || s.grant != GrantRefreshToken || !errors.As(err, &re) || re.Code != "invalid_grant" {
-		return ""
+	if errors.As(err, &re) && re.Code == "invalid_grant" {
+		if again, lerr := s.cfg.Tokens.LoadRefreshToken(ctx, key); lerr == nil && again != "" && again != present && validToken(again) {
+			s.log.Info("oauth: the endpoint refused the refresh token; trying the one saved since")
+			s.mu.Lock()
+			s.refresh, s.synced = again, again
+			s.mu.Unlock()
+			known = again
+			first := err
+			sent = s.now()
+			if res, err = s.request(ctx, again); err != nil {
+				err = fmt.Errorf("%w; then the refresh token saved since: %w", first, err)
+			}
+			present = again
+		}
 	}
-	if saved, lerr := s.cfg.Tokens.LoadRefreshToken(ctx, s.cfg.storeKey()); lerr == nil && saved != "" && saved != refresh && validToken(saved) {
-		s.log.Info("oauth: the endpoint refused the refresh token; trying the one saved since")
-		return saved
+	if err == nil && res.refresh != "" && res.refresh != present {
+		s.mu.Lock()
+		s.refresh = res.refresh
+		s.mu.Unlock()
+		s.save(ctx, key, known, res.refresh)
 	}
-	if refresh != s.cfg.RefreshToken {
-		s.log.Info("oauth: the endpoint refused the saved refresh token; trying the configured one")
-		return s.cfg.RefreshToken
-	}
-	return ""
+	return res, sent, err
 }
 
-// saveRotated logs a rotation and saves the new token in Config.Tokens.
-func (s *Source) saveRotated(ctx context.Context, token string) {
-	if s.cfg.Tokens == nil {
-		s.log.Info("oauth refresh token rotated by the endpoint; using the new one (kept in memory only)")
-		return
-	}
-	if err := s.cfg.Tokens.SaveRefreshToken(ctx, s.cfg.storeKey(), token); err != nil {
-		s.log.Warn("oauth refresh token rotated by the endpoint; using the new one, but it could not be saved: a restart will present the configured one",
+// save stores token under key in place of old (compare-and-set), with a
+// context of its own: a response that came late must still be saved. It
+// reports whether it did.
+func (s *Source) save(ctx context.Context, key, old, token string) bool {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), saveTimeout)
+	defer cancel()
+	ok, err := s.cfg.Tokens.SaveRefreshToken(ctx, key, old, token)
+	switch {
+	case err != nil:
+		s.log.Warn("oauth refresh token rotated by the endpoint; using the new one, but it could not be saved (tried again at the next refresh)",
 			slog.Any("err", err))
-		return
+		return false
+	case !ok:
+		// Only when the lock lapsed: another instance saved a token in
+		// between. It stays; this Source adopts it at its next refresh.
+		s.log.Warn("oauth refresh token rotated by the endpoint, but another instance saved one meanwhile: leaving that one saved")
+		return false
 	}
+	s.mu.Lock()
+	s.synced = token
+	s.mu.Unlock()
 	s.log.Info("oauth refresh token rotated by the endpoint; using and saving the new one")
+	return true
+}
+
+// storeError is a temporary *RefreshError for a RefreshTokenStore failure.
+func (s *Source) storeError(op string, err error) error {
+	return &RefreshError{Name: s.cfg.Name, Endpoint: s.cfg.TokenURL, Grant: s.grant, Err: fmt.Errorf("%s: %w", op, err)}
 }
 
 // refreshAt is when a token obtained at sent with lifetime d is refreshed:

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/northwind-it/ticketgw/oauth"
 	"github.com/northwind-it/ticketgw/oauth/oauthtest"
@@ -15,36 +16,70 @@ import (
 // memTokens is a RefreshTokenStore in memory, shared by the Sources of a
 // test as Redis is by the gateway's instances and restarts.
 type memTokens struct {
-	mu        sync.Mutex
-	m         map[string]string
-	loadErr   error
-	saveErr   error
-	saves     int
-	lastSaved string
+	mu      sync.Mutex
+	m       map[string]string
+	locks   map[string]chan struct{}
+	loadErr error
+	saveErr error
+	// beforeSave, if set, runs (without mu) before each save's comparison.
+	beforeSave func(st *memTokens, key string)
+	loads      int
+	saves      int
+	lockCalls  int
 }
 
 func (s *memTokens) LoadRefreshToken(_ context.Context, key string) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.loads++
 	if s.loadErr != nil {
 		return "", s.loadErr
 	}
 	return s.m[key], nil
 }
 
-func (s *memTokens) SaveRefreshToken(_ context.Context, key, token string) error {
+func (s *memTokens) SaveRefreshToken(_ context.Context, key, old, token string) (bool, error) {
+	if s.beforeSave != nil {
+		s.beforeSave(s, key)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.saves++
 	if s.saveErr != nil {
-		return s.saveErr
+		return false, s.saveErr
 	}
+	if s.m[key] != old {
+		return false, nil
+	}
+	s.set(key, token)
+	return true, nil
+}
+
+func (s *memTokens) set(key, token string) {
 	if s.m == nil {
 		s.m = map[string]string{}
 	}
 	s.m[key] = token
-	s.saves++
-	s.lastSaved = token
-	return nil
+}
+
+func (s *memTokens) LockRefreshToken(ctx context.Context, key string, _ time.Duration) (func(), error) {
+	s.mu.Lock()
+	s.lockCalls++
+	if s.locks == nil {
+		s.locks = map[string]chan struct{}{}
+	}
+	l, ok := s.locks[key]
+	if !ok {
+		l = make(chan struct{}, 1)
+		s.locks[key] = l
+	}
+	s.mu.Unlock()
+	select {
+	case l <- struct{}{}:
+		return func() { <-l }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 func (s *memTokens) only() string {
@@ -56,13 +91,43 @@ func (s *memTokens) only() string {
 	return ""
 }
 
+func (s *memTokens) calls() (loads, saves, locks int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.loads, s.saves, s.lockCalls
+}
+
 func withTokens(st oauth.RefreshTokenStore) func(*oauth.Config) {
 	return func(c *oauth.Config) { c.Tokens = st }
 }
 
+// refresh forces a new token from the endpoint.
+func refresh(t *testing.T, s *oauth.Source) {
+	t.Helper()
+	tok := mustToken(t, s)
+	if !s.Invalidate(tok) {
+		t.Fatal("Invalidate refused the current token")
+	}
+	mustToken(t, s)
+}
+
+// noneTwice fails when a refresh token was presented twice: with an
+// endpoint that revokes the token it replaced, the second time would be a
+// reuse, which some endpoints punish by revoking the whole family.
+func noneTwice(t *testing.T, used []string) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, u := range used {
+		if seen[u] {
+			t.Fatalf("refresh token %s presented twice: %v", u, used)
+		}
+		seen[u] = true
+	}
+}
+
 // The failure this prevents: an endpoint that rotates refresh tokens and
-// revokes the one it replaced (reuse detection) refuses the configured
-// token after a restart, and the mailbox stops.
+// revokes the one it replaced refuses the configured token after a
+// restart, and the mailbox stops.
 func TestSourceSavedRotatedTokenSurvivesARestart(t *testing.T) {
 	srv := oauthtest.NewServer(t, oauthtest.Options{ClientSecret: testSecret, Rotate: true, RevokeRotated: true})
 	st := &memTokens{}
@@ -91,78 +156,157 @@ func TestSourceSavedRotatedTokenSurvivesARestart(t *testing.T) {
 	}
 }
 
-// Two instances share the store (a rolling deploy, a second gateway): the
-// one whose token the other's rotation revoked tries the saved one.
-func TestSourceTriesTheTokenAnotherInstanceSaved(t *testing.T) {
+// Instances sharing the store (every instance sends mail, so every one
+// refreshes the SMTP credential; one process has two Sources when IMAP and
+// SMTP use one account) refresh in turn, each presenting the token the
+// last one received: never a revoked one.
+func TestSourcesSharingTheStoreNeverPresentARevokedToken(t *testing.T) {
 	srv := oauthtest.NewServer(t, oauthtest.Options{ClientSecret: testSecret, Rotate: true, RevokeRotated: true})
 	st := &memTokens{}
 	a, _, _ := newSource(t, srv, nil, withTokens(st))
 	b, _, logs := newSource(t, srv, nil, withTokens(st))
-	tokA := mustToken(t, a) // rt-0 -> rt-1, saved
-	mustToken(t, b)         // loads rt-1 -> rt-2, saved; a's rt-1 is revoked
-	if !a.Invalidate(tokA) {
-		t.Fatal("Invalidate refused a's token")
+	mustToken(t, a)
+	mustToken(t, b)
+	for range 3 {
+		refresh(t, a)
+		refresh(t, b)
 	}
-	mustToken(t, a) // presents rt-1: refused; then the saved rt-2 -> rt-3
-	if got, want := fmt.Sprint(srv.RefreshTokensUsed()), "[rt-0 rt-1 rt-1 rt-2]"; got != want {
-		t.Errorf("refresh tokens presented: %s, want %s", got, want)
+	used := srv.RefreshTokensUsed()
+	noneTwice(t, used)
+	if got, want := fmt.Sprint(used), "[rt-0 rt-1 rt-2 rt-3 rt-4 rt-5 rt-6 rt-7]"; got != want {
+		t.Errorf("presented %s, want %s", got, want)
 	}
-	if st.only() != "rt-3" {
-		t.Errorf("saved %q, want rt-3", st.only())
+	if st.only() != "rt-8" {
+		t.Errorf("saved %q, want rt-8", st.only())
 	}
-	if out := logs.String(); !strings.Contains(out, "using the refresh token saved") {
-		t.Errorf("b did not say it used the saved token:\n%s", out)
+	if out := logs.String(); !strings.Contains(out, "another instance saved") {
+		t.Errorf("b did not say it took the token another instance saved:\n%s", out)
 	}
 }
 
-// A saved token the endpoint no longer accepts falls back to the
-// configured one once.
-func TestSourceFallsBackToTheConfiguredToken(t *testing.T) {
-	srv := oauthtest.NewServer(t, oauthtest.Options{ClientSecret: testSecret})
+// The same, with both asking at once, over and over (run with -race).
+func TestSourcesSharingTheStoreConcurrently(t *testing.T) {
+	srv := oauthtest.NewServer(t, oauthtest.Options{ClientSecret: testSecret, Rotate: true, RevokeRotated: true})
 	st := &memTokens{}
-	seed, _, _ := newSource(t, srv, nil, withTokens(&seeder{st: st, token: "rt-stale"}))
-	mustToken(t, seed) // only to save "rt-stale" under the credential's key
-	s, _, _ := newSource(t, srv, nil, withTokens(st))
-	mustToken(t, s)
-	if got, want := fmt.Sprint(srv.RefreshTokensUsed()), "[rt-0 rt-stale rt-0]"; got != want {
-		t.Errorf("refresh tokens presented: %s, want %s", got, want)
+	var sources []*oauth.Source
+	for range 3 {
+		s, _, _ := newSource(t, srv, nil, withTokens(st))
+		sources = append(sources, s)
 	}
-	if st.only() != "rt-0" {
-		t.Errorf("saved %q after the fallback, want the token that worked (rt-0)", st.only())
+	var wg sync.WaitGroup
+	errs := make(chan error, 3*10)
+	for _, s := range sources {
+		wg.Go(func() {
+			for range 10 {
+				tok, err := s.Token(t.Context())
+				if err != nil {
+					errs <- err
+					return
+				}
+				s.Invalidate(tok)
+			}
+		})
 	}
-	// The next start presents it at once.
-	again, _, _ := newSource(t, srv, nil, withTokens(st))
-	mustToken(t, again)
-	if got, want := fmt.Sprint(srv.RefreshTokensUsed()), "[rt-0 rt-stale rt-0 rt-0]"; got != want {
-		t.Errorf("refresh tokens presented: %s, want %s", got, want)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("Token: %v", err)
 	}
+	noneTwice(t, srv.RefreshTokensUsed())
 }
 
-// seeder saves token under whatever key the Source asks for.
-type seeder struct {
-	st    *memTokens
-	token string
-}
-
-func (s *seeder) LoadRefreshToken(ctx context.Context, key string) (string, error) {
-	return "", s.st.SaveRefreshToken(ctx, key, s.token)
-}
-
-func (s *seeder) SaveRefreshToken(context.Context, string, string) error { return nil }
-
-func TestSourceWithAnUnreachableStoreUsesTheConfiguredToken(t *testing.T) {
+// A token saved under the credential's key that the endpoint refuses, with
+// nothing newer saved since: the refusal is reported, after one request,
+// and nothing is saved over it.
+func TestSourceRefusedSavedTokenIsReported(t *testing.T) {
 	srv := oauthtest.NewServer(t, oauthtest.Options{ClientSecret: testSecret, Rotate: true})
-	st := &memTokens{loadErr: errors.New("redis down"), saveErr: errors.New("redis down")}
-	s, _, logs := newSource(t, srv, nil, withTokens(st))
+	st := &memTokens{}
+	seed, _, _ := newSource(t, srv, nil, withTokens(st))
+	mustToken(t, seed) // rt-0 -> rt-1 saved: finds the key
+	for k := range st.m {
+		st.set(k, "rt-revoked")
+	}
+	s, _, _ := newSource(t, srv, nil, withTokens(st))
+	_, err := s.Token(t.Context())
+	var re *oauth.RefreshError
+	if !errors.As(err, &re) || re.Code != "invalid_grant" {
+		t.Fatalf("err = %v, want invalid_grant", err)
+	}
+	if got, want := fmt.Sprint(srv.RefreshTokensUsed()), "[rt-0 rt-revoked]"; got != want {
+		t.Errorf("presented %s, want %s", got, want)
+	}
+	if st.only() != "rt-revoked" {
+		t.Errorf("saved %q, want it left alone", st.only())
+	}
+}
+
+// A store that cannot be read: no token is presented (it may have been
+// rotated away), and the error is temporary.
+func TestSourceWithAnUnreadableStorePresentsNothing(t *testing.T) {
+	srv := oauthtest.NewServer(t, oauthtest.Options{ClientSecret: testSecret, Rotate: true})
+	st := &memTokens{loadErr: errors.New("redis down")}
+	s, _, _ := newSource(t, srv, nil, withTokens(st))
+	_, err := s.Token(t.Context())
+	var re *oauth.RefreshError
+	if !errors.As(err, &re) || !re.Temporary() || !strings.Contains(err.Error(), "redis down") {
+		t.Fatalf("err = %v, want a temporary *RefreshError naming the store's error", err)
+	}
+	if srv.Requests() != 0 {
+		t.Fatalf("%d requests to the endpoint, want none", srv.Requests())
+	}
+	// Once it answers again, the next call works.
+	st.mu.Lock()
+	st.loadErr = nil
+	st.mu.Unlock()
 	mustToken(t, s)
-	out := logs.String()
-	for _, want := range []string{"cannot read the saved refresh token", "could not be saved"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("log lacks %q:\n%s", want, out)
+}
+
+// A rotation that could not be saved is saved at the next refresh, before
+// the new token is presented.
+func TestSourceSavesAFailedSaveLater(t *testing.T) {
+	srv := oauthtest.NewServer(t, oauthtest.Options{ClientSecret: testSecret, Rotate: true, RevokeRotated: true})
+	st := &memTokens{saveErr: errors.New("redis down")}
+	s, _, logs := newSource(t, srv, nil, withTokens(st))
+	mustToken(t, s) // rt-0 -> rt-1, not saved
+	if !strings.Contains(logs.String(), "could not be saved") {
+		t.Fatalf("no warning about the failed save:\n%s", logs.String())
+	}
+	st.mu.Lock()
+	st.saveErr = nil
+	st.mu.Unlock()
+	// A restart now would present rt-0; the next refresh saves rt-1 first.
+	var savedBeforeRequest string
+	st.beforeSave = func(st *memTokens, _ string) {
+		if savedBeforeRequest == "" {
+			savedBeforeRequest = fmt.Sprint(srv.RefreshTokensUsed())
 		}
 	}
-	if got := fmt.Sprint(srv.RefreshTokensUsed()); got != "[rt-0]" {
-		t.Errorf("presented %s, want [rt-0]", got)
+	refresh(t, s) // saves rt-1, presents it, gets rt-2, saves it
+	if savedBeforeRequest != "[rt-0]" {
+		t.Errorf("the pending save came after the request: endpoint had seen %s", savedBeforeRequest)
+	}
+	if st.only() != "rt-2" {
+		t.Errorf("saved %q, want rt-2", st.only())
+	}
+}
+
+// A token saved by another instance between the read and the save (only
+// possible when the lock lapsed) is not overwritten.
+func TestSourceDoesNotOverwriteANewerSavedToken(t *testing.T) {
+	srv := oauthtest.NewServer(t, oauthtest.Options{ClientSecret: testSecret, Rotate: true})
+	st := &memTokens{}
+	st.beforeSave = func(st *memTokens, key string) {
+		st.mu.Lock()
+		st.set(key, "rt-newer-from-b")
+		st.mu.Unlock()
+	}
+	s, _, logs := newSource(t, srv, nil, withTokens(st))
+	mustToken(t, s)
+	if st.only() != "rt-newer-from-b" {
+		t.Errorf("saved %q, want the other instance's token kept", st.only())
+	}
+	if !strings.Contains(logs.String(), "leaving that one saved") {
+		t.Errorf("no warning:\n%s", logs.String())
 	}
 }
 
@@ -183,5 +327,20 @@ func TestSourceNewConfiguredTokenStartsAfresh(t *testing.T) {
 	st.mu.Unlock()
 	if n != 2 {
 		t.Errorf("%d keys saved, want one per configured token", n)
+	}
+}
+
+// The client-credentials grant has no refresh token: the store is not used.
+func TestSourceClientCredentialsIgnoresTheStore(t *testing.T) {
+	srv := oauthtest.NewServer(t, oauthtest.Options{ClientSecret: testSecret})
+	st := &memTokens{}
+	s, _, _ := newSource(t, srv, nil, func(c *oauth.Config) {
+		c.Tokens = st
+		c.RefreshToken = ""
+		c.Scopes = oauth.DefaultScopes(oauth.ProviderMicrosoft, oauth.IMAP, oauth.GrantClientCredentials)
+	})
+	mustToken(t, s)
+	if l, sv, lk := st.calls(); l+sv+lk != 0 {
+		t.Fatalf("store used: %d loads, %d saves, %d locks", l, sv, lk)
 	}
 }

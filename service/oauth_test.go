@@ -113,6 +113,33 @@ func TestRotatedRefreshTokenIsKeptInRedisAcrossRestarts(t *testing.T) {
 			t.Fatalf("start %d: Token() = %q, %v", i+1, tok, err)
 		}
 	}
+	// One process whose mailbox and SMTP use one account (two sources of
+	// one credential), next to a second instance: they refresh in turn and
+	// never present a token the endpoint has rotated away.
+	var sources []tokenSource
+	for _, name := range []string{"imap", "smtp", "other instance"} {
+		ts, err := newTokenSource(block, name, log, nil, store.New(rdb, prefix))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sources = append(sources, ts)
+	}
+	for range 3 {
+		for i, ts := range sources {
+			tok, err := ts.Token(t.Context())
+			if err != nil || !srv.Valid(tok) {
+				t.Fatalf("source %d: Token() = %q, %v", i, tok, err)
+			}
+			ts.Invalidate(tok)
+		}
+	}
+	seen := map[string]bool{}
+	for _, u := range srv.RefreshTokensUsed() {
+		if seen[u] {
+			t.Fatalf("refresh token %s presented twice: %v", u, srv.RefreshTokensUsed())
+		}
+		seen[u] = true
+	}
 	// The same restart without the store presents the configured token.
 	_, err := start(nil)
 	var re *oauth.RefreshError
