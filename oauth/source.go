@@ -289,8 +289,6 @@ func (s *Source) Token(ctx context.Context) (string, error) {
 
 // run performs the request of f and publishes its outcome.
 func (s *Source) run(ctx context.Context, f *flight, refresh string) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
-	defer cancel()
 	var (
 		res  grantResult
 		err  error
@@ -299,8 +297,10 @@ func (s *Source) run(ctx context.Context, f *flight, refresh string) {
 	if s.cfg.Tokens != nil && s.grant == GrantRefreshToken {
 		res, sent, err = s.refreshShared(ctx)
 	} else {
+		rctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 		sent = s.now()
-		res, err = s.request(ctx, refresh)
+		res, err = s.request(rctx, refresh)
+		cancel()
 	}
 
 	var (
@@ -349,28 +349,44 @@ func (s *Source) run(ctx context.Context, f *flight, refresh string) {
 	close(f.done)
 }
 
-// saveTimeout bounds saving a rotated refresh token, apart from the
-// request's own timeout: the endpoint has answered by then.
-const saveTimeout = 5 * time.Second
+// saveTimeout bounds one read or save of the store; saveAttempts saves
+// are tried, saveRetry apart, before a rotated token is left unsaved.
+const (
+	saveTimeout  = 5 * time.Second
+	saveAttempts = 3
+	saveRetry    = 200 * time.Millisecond
+)
+
+// lockTTL is how long a credential's lock lasts unless released: the
+// longest refreshShared holds it (two requests, a read, and the saves) and
+// a margin. A waiter waits that long and a margin more, so that it outlasts
+// a holder that died, and each request then has its full Config.Timeout.
+func (s *Source) lockTTL() time.Duration {
+	return 2*s.cfg.Timeout + (2*saveAttempts+2)*saveTimeout + 10*time.Second
+}
 
 // refreshShared is the refresh-token grant with Config.Tokens. Under the
 // credential's lock, it reads the store: a token there that differs from
 // what this Source last saw was rotated by another instance (or before a
 // restart) and is the one to present; a rotation of this Source's that
 // could not be saved is saved now. It presents the token, saves the one
-// the endpoint rotates it to (compare-and-set against the one presented),
-// and when the endpoint refuses it (invalid_grant) and the store has since
-// received another, tries that once. A store that cannot be read is a
-// temporary error: presenting a token that may have been rotated away
-// could make an endpoint with reuse detection revoke them all.
+// the endpoint rotates it to (compare-and-set against what the store
+// held), and when the endpoint refuses it (invalid_grant) and the store has
+// received another since it was read (the lock lapsed), tries that once. A
+// store that cannot be read is a temporary error: presenting a token that
+// may have been rotated away could make an endpoint with reuse detection
+// revoke them all.
 func (s *Source) refreshShared(ctx context.Context) (grantResult, time.Time, error) {
 	key := s.cfg.storeKey()
-	unlock, err := s.cfg.Tokens.LockRefreshToken(ctx, key, s.cfg.Timeout+saveTimeout)
+	ttl := s.lockTTL()
+	lctx, cancel := context.WithTimeout(ctx, ttl+10*time.Second)
+	unlock, err := s.cfg.Tokens.LockRefreshToken(lctx, key, ttl)
+	cancel()
 	if err != nil {
 		return grantResult{}, s.now(), s.storeError("wait for the refresh token's lock", err)
 	}
 	defer unlock()
-	stored, err := s.cfg.Tokens.LoadRefreshToken(ctx, key)
+	stored, err := s.load(ctx, key)
 	if err != nil {
 		return grantResult{}, s.now(), s.storeError("read the saved refresh token", err)
 	}
@@ -394,21 +410,26 @@ func (s *Source) refreshShared(ctx context.Context) (grantResult, time.Time, err
 	}
 
 	sent := s.now()
-	res, err := s.request(ctx, present)
+	res, err := s.requestWithin(ctx, present)
 	var re *RefreshError
 	if errors.As(err, &re) && re.Code == "invalid_grant" {
-		if again, lerr := s.cfg.Tokens.LoadRefreshToken(ctx, key); lerr == nil && again != "" && again != present && validToken(again) {
-			s.log.Info("oauth: the endpoint refused the refresh token; trying the one saved since")
+		// Another token saved since the read: the lock lapsed and another
+		// instance refreshed meanwhile. Not the store's old value, which
+		// this Source may have rotated away from (a save that failed).
+		if again, lerr := s.load(ctx, key); lerr == nil && again != "" && again != known && again != present && validToken(again) {
+			s.log.Info("oauth: the endpoint refused the refresh token; trying the one another instance saved since")
 			s.mu.Lock()
 			s.refresh, s.synced = again, again
 			s.mu.Unlock()
-			known = again
+			known, present = again, again
 			first := err
 			sent = s.now()
-			if res, err = s.request(ctx, again); err != nil {
+			if res, err = s.requestWithin(ctx, again); err != nil {
 				err = fmt.Errorf("%w; then the refresh token saved since: %w", first, err)
 			}
-			present = again
+		}
+		if err != nil && present != s.cfg.RefreshToken {
+			err = fmt.Errorf("%w (this was the refresh token saved in Redis when the endpoint last rotated it: give the configuration a new refresh token, which starts afresh)", err)
 		}
 	}
 	if err == nil && res.refresh != "" && res.refresh != present {
@@ -420,16 +441,46 @@ func (s *Source) refreshShared(ctx context.Context) (grantResult, time.Time, err
 	return res, sent, err
 }
 
-// save stores token under key in place of old (compare-and-set), with a
-// context of its own: a response that came late must still be saved. It
-// reports whether it did.
-func (s *Source) save(ctx context.Context, key, old, token string) bool {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), saveTimeout)
+// requestWithin is request with Config.Timeout of its own.
+func (s *Source) requestWithin(ctx context.Context, refresh string) (grantResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	ok, err := s.cfg.Tokens.SaveRefreshToken(ctx, key, old, token)
+	return s.request(ctx, refresh)
+}
+
+// load reads the store with saveTimeout of its own.
+func (s *Source) load(ctx context.Context, key string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, saveTimeout)
+	defer cancel()
+	return s.cfg.Tokens.LoadRefreshToken(ctx, key)
+}
+
+// save stores token under key in place of old (compare-and-set), trying
+// saveAttempts times, each with saveTimeout of its own: a response that
+// came late must still be saved. It reports whether it did.
+func (s *Source) save(ctx context.Context, key, old, token string) bool {
+	ctx = context.WithoutCancel(ctx)
+	var (
+		ok  bool
+		err error
+	)
+	for i := range saveAttempts {
+		if i > 0 {
+			time.Sleep(saveRetry)
+		}
+		sctx, cancel := context.WithTimeout(ctx, saveTimeout)
+		ok, err = s.cfg.Tokens.SaveRefreshToken(sctx, key, old, token)
+		cancel()
+		if err == nil {
+			break
+		}
+	}
 	switch {
 	case err != nil:
-		s.log.Warn("oauth refresh token rotated by the endpoint; using the new one, but it could not be saved (tried again at the next refresh)",
+		// Until a save succeeds (at this Source's next refresh), a
+		// restart, or another instance or Source of the credential,
+		// presents the saved token, which the endpoint has replaced.
+		s.log.Error("oauth refresh token rotated by the endpoint, but it could not be saved: until it is (tried again at the next refresh), a restart or another instance presents a replaced token",
 			slog.Any("err", err))
 		return false
 	case !ok:
@@ -448,6 +499,24 @@ func (s *Source) save(ctx context.Context, key, old, token string) bool {
 // storeError is a temporary *RefreshError for a RefreshTokenStore failure.
 func (s *Source) storeError(op string, err error) error {
 	return &RefreshError{Name: s.cfg.Name, Endpoint: s.cfg.TokenURL, Grant: s.grant, Err: fmt.Errorf("%s: %w", op, err)}
+}
+
+// Wait returns once no refresh is in progress, or when ctx ends. Call it
+// before closing what Config.Tokens uses: a refresh still running would
+// not be able to save the token the endpoint rotated to.
+func (s *Source) Wait(ctx context.Context) error {
+	s.mu.Lock()
+	f := s.flight
+	s.mu.Unlock()
+	if f == nil {
+		return nil
+	}
+	select {
+	case <-f.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("wait for the oauth refresh of %s: %w", s.cfg.Name, ctx.Err())
+	}
 }
 
 // refreshAt is when a token obtained at sent with lifetime d is refreshed:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -23,12 +24,23 @@ type memTokens struct {
 	saveErr error
 	// beforeSave, if set, runs (without mu) before each save's comparison.
 	beforeSave func(st *memTokens, key string)
-	loads      int
-	saves      int
-	lockCalls  int
+	// onLoad, if set, runs (without mu) before each load, with its number.
+	onLoad func(st *memTokens, key string, n int)
+	// saveDelay is how long a save takes (a Redis round trip); a save
+	// whose context ends first fails, as Redis's would.
+	saveDelay time.Duration
+	loads     int
+	saves     int
+	lockCalls int
 }
 
 func (s *memTokens) LoadRefreshToken(_ context.Context, key string) (string, error) {
+	if s.onLoad != nil {
+		s.mu.Lock()
+		n := s.loads + 1
+		s.mu.Unlock()
+		s.onLoad(s, key, n)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.loads++
@@ -38,9 +50,16 @@ func (s *memTokens) LoadRefreshToken(_ context.Context, key string) (string, err
 	return s.m[key], nil
 }
 
-func (s *memTokens) SaveRefreshToken(_ context.Context, key, old, token string) (bool, error) {
+func (s *memTokens) SaveRefreshToken(ctx context.Context, key, old, token string) (bool, error) {
 	if s.beforeSave != nil {
 		s.beforeSave(s, key)
+	}
+	if s.saveDelay > 0 {
+		select {
+		case <-time.After(s.saveDelay):
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -342,5 +361,178 @@ func TestSourceClientCredentialsIgnoresTheStore(t *testing.T) {
 	mustToken(t, s)
 	if l, sv, lk := st.calls(); l+sv+lk != 0 {
 		t.Fatalf("store used: %d loads, %d saves, %d locks", l, sv, lk)
+	}
+}
+
+// A save that failed with an error leaves the store's old token, which
+// this Source has rotated away from: when the endpoint then refuses the
+// Source's newest token, it must not present the old one again, nor drop
+// the newest (review finding).
+func TestSourceNeverRetriesWithTheTokenItRotatedAwayFrom(t *testing.T) {
+	srv := oauthtest.NewServer(t, oauthtest.Options{ClientSecret: testSecret, Rotate: true, RevokeRotated: true})
+	st := &memTokens{}
+	s, _, _ := newSource(t, srv, nil, withTokens(st))
+	mustToken(t, s) // rt-0 -> rt-1, saved
+	st.mu.Lock()
+	st.saveErr = errors.New("READONLY You can't write against a read only replica")
+	st.mu.Unlock()
+	refresh(t, s)                                                   // rt-1 -> rt-2, not saved
+	srv.Fail(http.StatusBadRequest, "invalid_grant", "AADSTS70000") // rt-2 refused, once
+	tok := mustToken(t, s)
+	s.Invalidate(tok)
+	if _, err := s.Token(t.Context()); err == nil {
+		t.Fatal("the forced refusal did not fail")
+	}
+	srv.Fail(0, "", "")
+	st.mu.Lock()
+	st.saveErr = nil
+	st.mu.Unlock()
+	mustToken(t, s) // saves rt-2 first, presents it, gets rt-3
+	// Every request, refused ones included: rt-0, rt-1, rt-2 (refused),
+	// rt-2 again (after the refusal was lifted), and nothing else.
+	var presented []string
+	for _, f := range srv.Forms() {
+		presented = append(presented, f["refresh_token"])
+	}
+	if got, want := fmt.Sprint(presented), "[rt-0 rt-1 rt-2 rt-2]"; got != want {
+		t.Errorf("presented %s, want %s", got, want)
+	}
+	if st.only() != "rt-3" {
+		t.Errorf("saved %q, want rt-3", st.only())
+	}
+}
+
+// With a slow endpoint, a Source waiting for another's lock still has its
+// whole timeout for its own request (review finding: the wait used it up,
+// the reply came too late, and the rotated token was lost).
+func TestSourceWaitingForTheLockKeepsItsRequestTimeout(t *testing.T) {
+	srv := oauthtest.NewServer(t, oauthtest.Options{ClientSecret: testSecret, Rotate: true, RevokeRotated: true, Delay: 600 * time.Millisecond})
+	st := &memTokens{}
+	short := func(c *oauth.Config) { c.Tokens = st; c.Timeout = time.Second }
+	a, _, _ := newSource(t, srv, nil, short)
+	b, _, _ := newSource(t, srv, nil, short)
+	var wg sync.WaitGroup
+	for _, s := range []*oauth.Source{a, b} {
+		wg.Go(func() {
+			if _, err := s.Token(t.Context()); err != nil {
+				t.Errorf("Token: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	noneTwice(t, srv.RefreshTokensUsed())
+	if st.only() != "rt-2" {
+		t.Errorf("saved %q, want rt-2", st.only())
+	}
+}
+
+// The save has its own timeout: a reply that comes near the request's
+// deadline is still saved (review finding).
+func TestSourceSavesALateReply(t *testing.T) {
+	srv := oauthtest.NewServer(t, oauthtest.Options{ClientSecret: testSecret, Rotate: true, Delay: 800 * time.Millisecond})
+	st := &memTokens{saveDelay: 400 * time.Millisecond}
+	s, _, _ := newSource(t, srv, nil, func(c *oauth.Config) { c.Tokens = st; c.Timeout = time.Second })
+	mustToken(t, s)
+	if st.only() != "rt-1" {
+		t.Fatalf("saved %q, want rt-1", st.only())
+	}
+}
+
+// The key does not depend on the token URL: writing it another way keeps
+// the saved token.
+func TestSourceKeyIgnoresTheTokenURL(t *testing.T) {
+	srv := oauthtest.NewServer(t, oauthtest.Options{ClientSecret: testSecret, Rotate: true, RevokeRotated: true})
+	st := &memTokens{}
+	s, _, _ := newSource(t, srv, nil, withTokens(st))
+	mustToken(t, s) // rt-0 -> rt-1
+	other, _, _ := newSource(t, srv, nil, func(c *oauth.Config) { c.Tokens = st; c.TokenURL = srv.URL + "?tenant=contoso" })
+	mustToken(t, other)
+	if got, want := fmt.Sprint(srv.RefreshTokensUsed()), "[rt-0 rt-1]"; got != want {
+		t.Errorf("presented %s, want %s", got, want)
+	}
+}
+
+// When the lock lapsed and another instance saved a token since this one
+// read the store, a refused token is retried once with that one; if it is
+// refused too, both refusals are reported, with what to do.
+func TestSourceRetriesWithATokenSavedSince(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		since   string
+		wantErr bool
+	}{
+		{"saved since works", "rt-1", false},
+		{"saved since refused too", "rt-bad-2", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := oauthtest.NewServer(t, oauthtest.Options{ClientSecret: testSecret, Rotate: true})
+			st := &memTokens{}
+			seed, _, _ := newSource(t, srv, nil, withTokens(st))
+			mustToken(t, seed) // rt-0 -> rt-1 saved: finds the key
+			var key string
+			for k := range st.m {
+				key = k
+			}
+			st.set(key, "rt-bad-1")
+			st.onLoad = func(st *memTokens, key string, n int) {
+				if n == 3 { // the load after the refusal (seed made 1, the first read is 2)
+					st.mu.Lock()
+					st.set(key, tc.since)
+					st.mu.Unlock()
+				}
+			}
+			s, _, _ := newSource(t, srv, nil, withTokens(st))
+			_, err := s.Token(t.Context())
+			if got, want := fmt.Sprint(srv.RefreshTokensUsed()), "[rt-0 rt-bad-1 "+tc.since+"]"; got != want {
+				t.Errorf("presented %s, want %s", got, want)
+			}
+			if !tc.wantErr {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st.only() != "rt-2" {
+					t.Errorf("saved %q, want rt-2", st.only())
+				}
+				return
+			}
+			var re *oauth.RefreshError
+			if !errors.As(err, &re) || re.Code != "invalid_grant" {
+				t.Fatalf("err = %v, want invalid_grant", err)
+			}
+			for _, want := range []string{"then the refresh token saved since", "give the configuration a new refresh token"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("err = %v, want it to contain %q", err, want)
+				}
+			}
+		})
+	}
+}
+
+// Wait returns once the refresh a caller gave up on is done, saved token
+// included: what the gateway waits for before it closes Redis.
+func TestSourceWaitOutlastsTheCaller(t *testing.T) {
+	srv := oauthtest.NewServer(t, oauthtest.Options{ClientSecret: testSecret, Rotate: true})
+	st := &memTokens{}
+	s, _, _ := newSource(t, srv, nil, withTokens(st))
+	if err := s.Wait(t.Context()); err != nil {
+		t.Fatalf("Wait with nothing running: %v", err)
+	}
+	srv.Hold()
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := s.Token(ctx); err == nil {
+		t.Fatal("Token returned while the endpoint was held")
+	}
+	short, cancel2 := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel2()
+	if err := s.Wait(short); err == nil {
+		t.Fatal("Wait returned while the refresh was still running")
+	}
+	srv.Release()
+	if err := s.Wait(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if st.only() != "rt-1" {
+		t.Fatalf("after Wait: saved %q, want rt-1", st.only())
 	}
 }

@@ -60,6 +60,7 @@ type Gateway struct {
 	rdb     redis.UniversalClient
 	ownRDB  bool
 	smtp    *notify.Sender
+	tokens  []tokenSource // OAuth token sources, waited for by Close
 	closeMu sync.Once
 	obs     *observer
 }
@@ -106,6 +107,9 @@ func New(ctx context.Context, cfg *rules.Config, tmpl *notify.Templates, log *sl
 		g.Close()
 		return nil, fmt.Errorf("smtp: %w", err)
 	}
+	if smtpTokens != nil {
+		g.tokens = append(g.tokens, smtpTokens)
+	}
 	smtp, err := notify.NewSender(notify.SMTPConfig{
 		Host: sc.Host, Port: sc.Port, TLS: sc.TLS, AllowPlaintext: sc.AllowPlaintext,
 		InsecureSkipVerify: sc.InsecureSkipVerify, Username: sc.Username, Password: sc.Password.Reveal(),
@@ -136,6 +140,9 @@ func New(ctx context.Context, cfg *rules.Config, tmpl *notify.Templates, log *sl
 		if err != nil {
 			g.Close()
 			return nil, fmt.Errorf("mailbox %s: %w", mb.Address, err)
+		}
+		if tokens != nil {
+			g.tokens = append(g.tokens, tokens)
 		}
 		ic := ingest.IMAPConfig{
 			Addr: net.JoinHostPort(mb.Host, strconv.Itoa(mb.Port)), TLS: mb.TLS,
@@ -291,6 +298,15 @@ func (g *Gateway) Run(ctx context.Context) error {
 // Close releases connections.
 func (g *Gateway) Close() {
 	g.closeMu.Do(func() {
+		// OAuth refreshes still running save the token the endpoint
+		// rotates to in Redis: let them finish first.
+		ctx, cancel := context.WithTimeout(context.Background(), tokenWaitTimeout)
+		for _, ts := range g.tokens {
+			if err := ts.Wait(ctx); err != nil {
+				g.Log.Warn("closing while an oauth refresh is still running", "err", err)
+			}
+		}
+		cancel()
 		if g.smtp != nil {
 			g.smtp.Close()
 		}

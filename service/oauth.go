@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/northwind-it/ticketgw/oauth"
 	"github.com/northwind-it/ticketgw/rules"
@@ -14,7 +15,14 @@ import (
 type tokenSource interface {
 	Token(ctx context.Context) (string, error)
 	Invalidate(token string) bool
+	// Wait returns once no refresh is in progress (see oauth.Source.Wait).
+	Wait(ctx context.Context) error
 }
+
+// tokenWaitTimeout bounds how long Close waits for OAuth refreshes in
+// progress, so that a refresh token the endpoint rotates during a reload or
+// a stop is saved before Redis is closed: a request's timeout and a save.
+const tokenWaitTimeout = oauth.DefaultTimeout + 10*time.Second
 
 // newTokenSource builds the access-token source of an `oauth:` block for
 // the account name (the mailbox address or the SMTP user name). It returns

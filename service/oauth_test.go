@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/northwind-it/ticketgw/notify"
 	"github.com/northwind-it/ticketgw/oauth"
 	"github.com/northwind-it/ticketgw/oauth/oauthtest"
 	"github.com/northwind-it/ticketgw/rules"
@@ -82,22 +84,7 @@ rules: [{name: default, set: {category: request}}]
 // the gateway restarted (a new token source on the same Redis) logs in with
 // the token saved at the rotation, where the configured one is refused.
 func TestRotatedRefreshTokenIsKeptInRedisAcrossRestarts(t *testing.T) {
-	addr := os.Getenv("REDIS_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:6379"
-	}
-	rdb := redis.NewClient(&redis.Options{Addr: addr})
-	t.Cleanup(func() { rdb.Close() })
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	prefix := "tg-oauth-test-" + hex.EncodeToString(b) + ":"
-	t.Cleanup(func() {
-		ctx := context.Background()
-		keys, _ := rdb.Keys(ctx, prefix+"*").Result()
-		if len(keys) > 0 {
-			rdb.Del(ctx, keys...)
-		}
-	})
+	rdb, prefix := oauthTestRedis(t)
 	srv := oauthtest.NewServer(t, oauthtest.Options{ClientSecret: "s3cret", Rotate: true, RevokeRotated: true})
 	block := &rules.OAuth{TokenURL: srv.URL, ClientID: "client-id", ClientSecret: rules.NewSecret("s3cret"), RefreshToken: rules.NewSecret("rt-0"), Scopes: []string{"imap"}}
 	log := slog.New(slog.DiscardHandler)
@@ -145,5 +132,91 @@ func TestRotatedRefreshTokenIsKeptInRedisAcrossRestarts(t *testing.T) {
 	var re *oauth.RefreshError
 	if !errors.As(err, &re) || re.Code != "invalid_grant" {
 		t.Fatalf("restart without the saved token: err = %v, want invalid_grant", err)
+	}
+}
+
+// oauthTestRedis is the test Redis and a key prefix of the test's own,
+// deleted at the end.
+func oauthTestRedis(t *testing.T) (*redis.Client, string) {
+	t.Helper()
+	addr := os.Getenv("REDIS_ADDR")
+	if addr == "" {
+		addr = "127.0.0.1:6379"
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	prefix := "tg-oauth-test-" + hex.EncodeToString(b) + ":"
+	t.Cleanup(func() {
+		ctx := context.Background()
+		keys, _ := rdb.Keys(ctx, prefix+"*").Result()
+		if len(keys) > 0 {
+			rdb.Del(ctx, keys...)
+		}
+		rdb.Close()
+	})
+	return rdb, prefix
+}
+
+// The token sources the gateway and the rebuild build save rotated tokens
+// in the gateway's Redis (review finding: passing nil instead of the store
+// went unnoticed by every other test).
+func TestGatewayTokenSourcesSaveRotatedTokens(t *testing.T) {
+	rdb, prefix := oauthTestRedis(t)
+	tokens := oauthtest.NewServer(t, oauthtest.Options{ClientSecret: "s3cret", Rotate: true, RevokeRotated: true})
+	yaml := `service: {address: support@msp.example}
+redis: {prefix: "` + prefix + `"}
+mailbox:
+  host: 127.0.0.1
+  tls: none
+  oauth: {provider: custom, token_url: "` + tokens.URL + `", client_id: client-id, client_secret: s3cret, refresh_token: rt-0, scopes: [imap]}
+smtp:
+  host: 127.0.0.1
+  tls: none
+  username: support@msp.example
+  auth: oauthbearer
+  oauth: {provider: custom, token_url: "` + tokens.URL + `", client_id: client-id, client_secret: s3cret, refresh_token: rt-0, scopes: [smtp]}
+staff: {addresses: ["*@msp.example"], queue: helpdesk@msp.example}
+calendars: {office: {timezone: UTC, week: {mon: "09:00-17:00"}}}
+contracts: [{id: acme, match: {domains: [acme.example]}}]
+rules: [{name: default, set: {category: request}}]
+`
+	cfg, err := rules.Parse("gateway.yaml", []byte(yaml), rules.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl, err := notify.LoadTemplates("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	g, err := New(t.Context(), cfg, tmpl, log, Options{Redis: rdb})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if len(g.tokens) != 2 {
+		t.Fatalf("%d token sources, want the mailbox's and the SMTP account's", len(g.tokens))
+	}
+	ic, err := MailboxIMAPConfig(cfg.Mailboxes[0], log, g.Store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sources := append([]tokenSource{}, g.tokens...)
+	sources = append(sources, ic.TokenSource.(tokenSource))
+	for i, ts := range sources {
+		if _, err := ts.Token(t.Context()); err != nil {
+			t.Fatalf("source %d: %v", i, err)
+		}
+	}
+	// One account for IMAP and SMTP: one credential, one saved token, and
+	// each source presented the one the previous had saved (a source
+	// without the store would have presented the revoked rt-0 and failed).
+	keys, err := rdb.Keys(t.Context(), prefix+"{oauth:*}").Result()
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("saved tokens %v, %v; want one", keys, err)
+	}
+	if got, want := fmt.Sprint(tokens.RefreshTokensUsed()), "[rt-0 rt-1 rt-2]"; got != want {
+		t.Fatalf("presented %s, want %s", got, want)
 	}
 }

@@ -104,3 +104,34 @@ func TestRefreshTokenLockWaitsAndLapses(t *testing.T) {
 	}
 	unlock()
 }
+
+// The release works after the holder's context ended, and never deletes a
+// lock another holder took after this one's lapsed.
+func TestRefreshTokenLockRelease(t *testing.T) {
+	s, rdb := newTestStore(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	unlock, err := s.LockRefreshToken(ctx, "k", 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	unlock()
+	if n, _ := rdb.Exists(t.Context(), s.k.oauthTokenLock("k")).Result(); n != 0 {
+		t.Fatal("the lock outlived its release after the holder's context ended")
+	}
+
+	unlock, err = s.LockRefreshToken(t.Context(), "k", 100*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(150 * time.Millisecond) // lapsed
+	unlock2, err := s.LockRefreshToken(t.Context(), "k", 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock() // the first holder's late release
+	if n, _ := rdb.Exists(t.Context(), s.k.oauthTokenLock("k")).Result(); n != 1 {
+		t.Fatal("a lapsed holder's release deleted the next holder's lock")
+	}
+	unlock2()
+}

@@ -35,6 +35,10 @@ type Options struct {
 	Rotate        bool
 	RevokeRotated bool
 	Now           func() time.Time // the server's clock for token expiry; default time.Now
+	// Delay holds every successful response this long after the request
+	// took effect (a refresh token rotated, an access token issued): a
+	// slow endpoint, or one whose answer the client may give up on.
+	Delay time.Duration
 }
 
 // Server is a token endpoint. Its methods are safe for concurrent use.
@@ -259,6 +263,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	resp["access_token"] = access
 	if sc := form["scope"]; sc != "" {
 		resp["scope"] = sc
+	}
+	if d := s.opts.Delay; d > 0 {
+		s.mu.Unlock()
+		time.Sleep(d)
+		s.mu.Lock() // for the deferred Unlock
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
