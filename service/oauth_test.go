@@ -24,26 +24,7 @@ import (
 // from a token endpoint, the way New wires them.
 func TestTokenSourceFromConfig(t *testing.T) {
 	tokens := oauthtest.NewServer(t, oauthtest.Options{ClientSecret: "s3cret"})
-	yaml := `service: {address: support@msp.example}
-mailbox:
-  host: 127.0.0.1
-  tls: none
-  oauth: {provider: custom, token_url: "` + tokens.URL + `", client_id: client-id, client_secret: s3cret, refresh_token: rt-0, scopes: [imap]}
-smtp:
-  host: 127.0.0.1
-  tls: none
-  username: support@msp.example
-  auth: oauthbearer
-  oauth: {provider: custom, token_url: "` + tokens.URL + `", client_id: client-id, client_secret: s3cret, scopes: [smtp]}
-staff: {addresses: ["*@msp.example"], queue: helpdesk@msp.example}
-calendars: {office: {timezone: UTC, week: {mon: "09:00-17:00"}}}
-contracts: [{id: acme, match: {domains: [acme.example]}}]
-rules: [{name: default, set: {category: request}}]
-`
-	cfg, err := rules.Parse("gateway.yaml", []byte(yaml), rules.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := oauthConfig(t, tokens.URL, "", "")
 	log := slog.New(slog.DiscardHandler)
 	mb := cfg.Mailboxes[0]
 	if imapAuth(mb.Auth) != "xoauth2" || imapAuth(cfg.SMTP.Auth) != "oauthbearer" {
@@ -164,27 +145,7 @@ func oauthTestRedis(t *testing.T) (*redis.Client, string) {
 func TestGatewayTokenSourcesSaveRotatedTokens(t *testing.T) {
 	rdb, prefix := oauthTestRedis(t)
 	tokens := oauthtest.NewServer(t, oauthtest.Options{ClientSecret: "s3cret", Rotate: true, RevokeRotated: true})
-	yaml := `service: {address: support@msp.example}
-redis: {prefix: "` + prefix + `"}
-mailbox:
-  host: 127.0.0.1
-  tls: none
-  oauth: {provider: custom, token_url: "` + tokens.URL + `", client_id: client-id, client_secret: s3cret, refresh_token: rt-0, scopes: [imap]}
-smtp:
-  host: 127.0.0.1
-  tls: none
-  username: support@msp.example
-  auth: oauthbearer
-  oauth: {provider: custom, token_url: "` + tokens.URL + `", client_id: client-id, client_secret: s3cret, refresh_token: rt-0, scopes: [smtp]}
-staff: {addresses: ["*@msp.example"], queue: helpdesk@msp.example}
-calendars: {office: {timezone: UTC, week: {mon: "09:00-17:00"}}}
-contracts: [{id: acme, match: {domains: [acme.example]}}]
-rules: [{name: default, set: {category: request}}]
-`
-	cfg, err := rules.Parse("gateway.yaml", []byte(yaml), rules.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := oauthConfig(t, tokens.URL, prefix, "rt-0")
 	tmpl, err := notify.LoadTemplates("")
 	if err != nil {
 		t.Fatal(err)
@@ -219,4 +180,40 @@ rules: [{name: default, set: {category: request}}]
 	if got, want := fmt.Sprint(tokens.RefreshTokensUsed()), "[rt-0 rt-1 rt-2]"; got != want {
 		t.Fatalf("presented %s, want %s", got, want)
 	}
+}
+
+// oauthConfig is a configuration whose mailbox and SMTP authenticate with
+// OAuth at tokenURL: the mailbox with the refresh token rt-0, SMTP with
+// smtpRefresh ("" for the client-credentials grant). redisPrefix, if set,
+// is redis.prefix.
+func oauthConfig(t *testing.T, tokenURL, redisPrefix, smtpRefresh string) *rules.Config {
+	t.Helper()
+	redisLine, smtpToken := "", ""
+	if redisPrefix != "" {
+		redisLine = "redis: {prefix: \"" + redisPrefix + "\"}\n"
+	}
+	if smtpRefresh != "" {
+		smtpToken = ", refresh_token: " + smtpRefresh
+	}
+	yaml := `service: {address: support@msp.example}
+` + redisLine + `mailbox:
+  host: 127.0.0.1
+  tls: none
+  oauth: {provider: custom, token_url: "` + tokenURL + `", client_id: client-id, client_secret: s3cret, refresh_token: rt-0, scopes: [imap]}
+smtp:
+  host: 127.0.0.1
+  tls: none
+  username: support@msp.example
+  auth: oauthbearer
+  oauth: {provider: custom, token_url: "` + tokenURL + `", client_id: client-id, client_secret: s3cret` + smtpToken + `, scopes: [smtp]}
+staff: {addresses: ["*@msp.example"], queue: helpdesk@msp.example}
+calendars: {office: {timezone: UTC, week: {mon: "09:00-17:00"}}}
+contracts: [{id: acme, match: {domains: [acme.example]}}]
+rules: [{name: default, set: {category: request}}]
+`
+	cfg, err := rules.Parse("gateway.yaml", []byte(yaml), rules.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }
