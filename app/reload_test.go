@@ -14,6 +14,7 @@ import (
 
 	"github.com/northwind-it/ticketgw/demo"
 	"github.com/northwind-it/ticketgw/ingest"
+	"github.com/northwind-it/ticketgw/metrics"
 	"github.com/northwind-it/ticketgw/service"
 )
 
@@ -56,9 +57,11 @@ func TestReloadKeepsOldConfigOnError(t *testing.T) {
 	var reloads []bool
 	reload := make(chan struct{})
 	done := make(chan error, 1)
+	m := metrics.New()
 	go func() {
 		done <- runWithReload(ctx, path, env, slog.New(slog.NewTextHandler(&logs, nil)), reload, service.Options{
 			OnReload: func(ok bool) { mu.Lock(); reloads = append(reloads, ok); mu.Unlock() },
+			Metrics:  m,
 		})
 	}()
 
@@ -110,6 +113,15 @@ func TestReloadKeepsOldConfigOnError(t *testing.T) {
 	if name := deliver(2); name != "Northwind Helpdesk" {
 		t.Errorf("after a good reload the ack came from %q", name)
 	}
+	// The counters went on across the reload (they used to start again
+	// at zero with the new gateway), and the new gateway's collectors
+	// replaced the old one's.
+	if n := counterSum(t, m, "ticketgw_tickets_opened_total"); n != 3 {
+		t.Errorf("tickets opened = %v after the reload, want the 3 of before and after", n)
+	}
+	if n := familySeries(t, m, "ticketgw_imap_connected"); n != 1 {
+		t.Errorf("%d ticketgw_imap_connected series, want the running gateway's one", n)
+	}
 	mu.Lock()
 	if want := []bool{true, false, true}; len(reloads) != 3 || reloads[0] != want[0] || reloads[1] != want[1] || reloads[2] != want[2] {
 		t.Errorf("reload outcomes %v, want %v", reloads, want)
@@ -144,3 +156,36 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	return s.b.Write(p)
 }
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// counterSum sums the series of a counter family in m.
+func counterSum(t *testing.T, m *metrics.Metrics, name string) float64 {
+	t.Helper()
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, s := range mf.GetMetric() {
+				sum += s.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+// familySeries counts the series of a family in m.
+func familySeries(t *testing.T, m *metrics.Metrics, name string) int {
+	t.Helper()
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return len(mf.GetMetric())
+		}
+	}
+	return 0
+}

@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/northwind-it/ticketgw/metrics"
 	"github.com/northwind-it/ticketgw/notify"
 	"github.com/northwind-it/ticketgw/rules"
 	"github.com/northwind-it/ticketgw/service"
@@ -74,6 +75,11 @@ func build(path string, env Env) (loaded, error) {
 // started (the mailbox keeps whatever arrives in between). A broken
 // configuration is reported and the old one keeps running.
 func runWithReload(ctx context.Context, path string, env Env, log *slog.Logger, reload <-chan struct{}, opt service.Options) error {
+	if opt.Metrics == nil {
+		// One set of metrics for every gateway a reload builds: the
+		// counters go on across reloads.
+		opt.Metrics = metrics.New()
+	}
 	cur, err := build(path, env)
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@
 package metrics
 
 import (
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,6 +49,9 @@ type Metrics struct {
 	tokenFailures *prometheus.CounterVec
 	reloadOK      prometheus.Gauge
 	reloadTime    prometheus.Gauge
+
+	mu       sync.Mutex
+	attached []prometheus.Collector // the running gateway's (Attach)
 }
 
 // New returns Metrics on a fresh registry that also carries the standard Go
@@ -107,6 +111,26 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 // Register adds a collector, such as NewIMAPCollector or
 // NewStateCollector, to the registry.
 func (m *Metrics) Register(c prometheus.Collector) error { return m.reg.Register(c) }
+
+// Attach replaces the collectors the previous Attach added with cs. A
+// configuration reload builds a new gateway, whose IMAP sessions and store
+// the collectors read, on the same Metrics: its counters and histograms go
+// on from where they were instead of starting again at zero.
+func (m *Metrics) Attach(cs ...prometheus.Collector) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, c := range m.attached {
+		m.reg.Unregister(c)
+	}
+	m.attached = nil
+	for _, c := range cs {
+		if err := m.reg.Register(c); err != nil {
+			return err
+		}
+		m.attached = append(m.attached, c)
+	}
+	return nil
+}
 
 // Known lists label values that exist from the start, so that their series
 // are exported as 0 before the first event (rate() and alerts then work

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -377,4 +378,54 @@ func TestStateCollectorCache(t *testing.T) {
 			t.Errorf("%d reads, want 3 (one per TTL)", n)
 		}
 	})
+}
+
+// constCollector exports one gauge with a fixed value.
+type constCollector struct {
+	desc *prometheus.Desc
+	v    float64
+}
+
+func (c constCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c constCollector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, c.v)
+}
+
+// Attach swaps the collectors of the gateway a reload replaced for the new
+// one's, on the same registry and counters.
+func TestAttachReplacesTheCollectors(t *testing.T) {
+	m := metrics.New()
+	m.TicketOpened("acme", "fault")
+	desc := prometheus.NewDesc("ticketgw_test_value", "test", nil, nil)
+	value := func() (float64, int) {
+		mfs, err := m.Registry().Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "ticketgw_test_value" {
+				return mf.GetMetric()[0].GetGauge().GetValue(), len(mf.GetMetric())
+			}
+		}
+		return 0, 0
+	}
+	if err := m.Attach(constCollector{desc, 1}); err != nil {
+		t.Fatal(err)
+	}
+	if v, n := value(); v != 1 || n != 1 {
+		t.Fatalf("after the first Attach: %v (%d series)", v, n)
+	}
+	// The same descriptor again: Register alone would refuse it.
+	if err := m.Attach(constCollector{desc, 2}); err != nil {
+		t.Fatal(err)
+	}
+	if v, n := value(); v != 2 || n != 1 {
+		t.Fatalf("after the second Attach: %v (%d series), want only the new collector's 2", v, n)
+	}
+	mfs, _ := m.Registry().Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == "ticketgw_tickets_opened_total" && mf.GetMetric()[0].GetCounter().GetValue() != 1 {
+			t.Fatal("a counter changed with Attach")
+		}
+	}
 }

@@ -29,6 +29,10 @@ type Options struct {
 	IMAPDialer  ingest.DialFunc       // fault injection in tests
 	IMAPOptions []ingest.SourceOption // extra source options
 	Redis       redis.UniversalClient // use this client instead of dialling redis.url
+	// Metrics, when set, is used instead of new metrics: the gateway a
+	// configuration reload builds gets its predecessor's, so that the
+	// counters go on (metrics.Metrics.Attach).
+	Metrics     *metrics.Metrics
 	OnOutcome   func(Outcome)
 	OnReload    func(ok bool) // told whether a configuration (re)load succeeded
 	InstanceID  string        // owner name in mailbox leases; default host/pid/random
@@ -89,7 +93,11 @@ func New(ctx context.Context, cfg *rules.Config, tmpl *notify.Templates, log *sl
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	g := &Gateway{Cfg: cfg, Log: log, rdb: opt.Redis, opt: opt, Metrics: metrics.New()}
+	m := opt.Metrics
+	if m == nil {
+		m = metrics.New()
+	}
+	g := &Gateway{Cfg: cfg, Log: log, rdb: opt.Redis, opt: opt, Metrics: m}
 	if g.rdb == nil {
 		rdb, err := OpenRedis(ctx, cfg)
 		if err != nil {
@@ -207,6 +215,9 @@ func imapAuth(a string) string {
 func (g *Gateway) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if err := g.Metrics.Attach(g.obs.collectors...); err != nil {
+		return fmt.Errorf("register the imap and state metrics: %w", err)
+	}
 	stopHTTP, err := g.serveHTTP(ctx, cancel)
 	if err != nil {
 		return err

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/northwind-it/ticketgw/domain"
 	"github.com/northwind-it/ticketgw/ingest"
 	"github.com/northwind-it/ticketgw/metrics"
@@ -37,9 +39,10 @@ var _ oauth.Observer = (*metrics.Metrics)(nil)
 // observer holds what the gateway's observability needs beyond the
 // metrics themselves.
 type observer struct {
-	ready    *metrics.Readiness
-	reading  []atomic.Bool // per mailbox: this instance holds its lease and reads it
-	httpAddr atomic.Pointer[string]
+	ready      *metrics.Readiness
+	collectors []prometheus.Collector // the IMAP and state collectors, attached by Run
+	reading    []atomic.Bool          // per mailbox: this instance holds its lease and reads it
+	httpAddr   atomic.Pointer[string]
 }
 
 // observe sets up g.Metrics: event hooks on the outbox sender and the timer
@@ -72,13 +75,13 @@ func (g *Gateway) observe() error {
 		MailKinds:  mailKinds, LoopReasons: append(append([]string{}, autoReasons...), ReasonRateLimit),
 		Accounts: accounts,
 	})
-	if err := m.Register(metrics.NewIMAPCollector(mailboxes)); err != nil {
-		return fmt.Errorf("register imap metrics: %w", err)
-	}
-	if err := m.Register(metrics.NewStateCollector(g.Store, metrics.StateOptions{
-		Contracts: contracts, Now: g.opt.Now, Log: g.Log.With("component", "metrics"),
-	})); err != nil {
-		return fmt.Errorf("register state metrics: %w", err)
+	// Attached when the gateway runs (Run): a reload builds the next
+	// gateway on the same Metrics while this one still runs.
+	g.obs.collectors = []prometheus.Collector{
+		metrics.NewIMAPCollector(mailboxes),
+		metrics.NewStateCollector(g.Store, metrics.StateOptions{
+			Contracts: contracts, Now: g.opt.Now, Log: g.Log.With("component", "metrics"),
+		}),
 	}
 	g.Outbox.Observer = m
 	g.Timers.OnOutcome = g.observeTimer
