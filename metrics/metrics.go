@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Namespace prefixes every metric name.
@@ -146,7 +147,9 @@ type Known struct {
 	Accounts    []string // OAuth accounts (refresh failures)
 }
 
-// Preset creates the series of k at 0.
+// Preset creates the series of k at 0, and drops the token expiry of
+// accounts k does not list. Call it when a gateway with configuration k
+// starts running.
 func (m *Metrics) Preset(k Known) {
 	for _, mb := range k.Mailboxes {
 		for _, o := range k.Outcomes {
@@ -172,6 +175,29 @@ func (m *Metrics) Preset(k Known) {
 	}
 	for _, a := range k.Accounts {
 		m.tokenFailures.WithLabelValues(a)
+	}
+	// An account a reload removed keeps no expiry series: its frozen
+	// timestamp would fire token-expiry alerts for nothing.
+	keep := make(map[string]bool, len(k.Accounts))
+	for _, a := range k.Accounts {
+		keep[a] = true
+	}
+	ch := make(chan prometheus.Metric, 16)
+	go func() { m.tokenExpiry.Collect(ch); close(ch) }()
+	var drop []string
+	for pm := range ch {
+		var d dto.Metric
+		if pm.Write(&d) != nil {
+			continue
+		}
+		for _, lp := range d.GetLabel() {
+			if lp.GetName() == "account" && !keep[lp.GetValue()] {
+				drop = append(drop, lp.GetValue())
+			}
+		}
+	}
+	for _, a := range drop {
+		m.tokenExpiry.DeleteLabelValues(a)
 	}
 }
 

@@ -429,3 +429,39 @@ func TestAttachReplacesTheCollectors(t *testing.T) {
 		}
 	}
 }
+
+// A reload that removes an OAuth account drops its token expiry: frozen,
+// it would fire expiry alerts for an account no longer used.
+func TestPresetDropsTheExpiryOfRemovedAccounts(t *testing.T) {
+	m := metrics.New()
+	exp := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	m.Preset(metrics.Known{Accounts: []string{"old@x", "kept@x"}})
+	m.TokenRefreshed("old@x", exp)
+	m.TokenRefreshed("kept@x", exp)
+	m.TokenRefreshFailed("old@x", errors.New("x"))
+	m.Preset(metrics.Known{Accounts: []string{"kept@x"}}) // the reloaded configuration
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var expiry []string
+	failures := 0.0
+	for _, mf := range mfs {
+		for _, s := range mf.GetMetric() {
+			for _, lp := range s.GetLabel() {
+				switch {
+				case mf.GetName() == "ticketgw_token_expiry_timestamp_seconds" && lp.GetName() == "account":
+					expiry = append(expiry, lp.GetValue())
+				case mf.GetName() == "ticketgw_token_refresh_failures_total" && lp.GetValue() == "old@x":
+					failures = s.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	if len(expiry) != 1 || expiry[0] != "kept@x" {
+		t.Errorf("expiry series for %v, want only kept@x", expiry)
+	}
+	if failures != 1 {
+		t.Errorf("the removed account's failure counter = %v, want it kept (1)", failures)
+	}
+}

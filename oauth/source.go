@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -196,12 +197,21 @@ type Source struct {
 	log    *slog.Logger
 	now    func() time.Time
 
+	// closing ends when Close is called: a refresh that has not yet sent
+	// its request gives up (see Close).
+	closing context.Context
+	close   context.CancelFunc
+
 	mu      sync.Mutex
-	refresh string  // current refresh token; replaced when rotated
-	synced  string  // with Config.Tokens: what the store held when last read or written ("": nothing)
-	tok     token   // cached access token; zero when none
-	flight  *flight // the request in progress, shared by all callers
+	refresh string   // current refresh token; replaced when rotated
+	synced  string   // with Config.Tokens: what the store held when last read or written ("": nothing)
+	retired []string // with Config.Tokens: the last tokens this Source presented and saw rotated away
+	tok     token    // cached access token; zero when none
+	flight  *flight  // the request in progress, shared by all callers
 }
+
+// maxRetired is how many rotated-away tokens a Source remembers.
+const maxRetired = 8
 
 // token is a cached access token.
 type token struct {
@@ -228,6 +238,7 @@ func NewSource(cfg Config) (*Source, error) {
 	}
 	cfg.Scopes = append([]string(nil), cfg.Scopes...)
 	s := &Source{cfg: cfg, grant: cfg.grant(), client: cfg.HTTPClient, log: cfg.Logger, now: cfg.Now, refresh: cfg.RefreshToken}
+	s.closing, s.close = context.WithCancel(context.Background())
 	if s.client == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		s.client = &http.Client{
@@ -380,7 +391,9 @@ func (s *Source) refreshShared(ctx context.Context) (grantResult, time.Time, err
 	key := s.cfg.storeKey()
 	ttl := s.lockTTL()
 	lctx, cancel := context.WithTimeout(ctx, ttl+10*time.Second)
+	stop := context.AfterFunc(s.closing, cancel) // Close ends the wait
 	unlock, err := s.cfg.Tokens.LockRefreshToken(lctx, key, ttl)
+	stop()
 	cancel()
 	if err != nil {
 		return grantResult{}, s.now(), s.storeError("wait for the refresh token's lock", err)
@@ -391,7 +404,10 @@ func (s *Source) refreshShared(ctx context.Context) (grantResult, time.Time, err
 		return grantResult{}, s.now(), s.storeError("read the saved refresh token", err)
 	}
 	s.mu.Lock()
-	if stored != "" && stored != s.synced && validToken(stored) {
+	// A token this Source rotated away from is stale wherever it turns up
+	// (a save repeated by the client after a lost reply can leave one):
+	// the Source's own newer token is saved over it instead.
+	if stored != "" && stored != s.synced && !slices.Contains(s.retired, stored) && validToken(stored) {
 		if s.synced == "" {
 			s.log.Info("oauth: using the refresh token saved when the endpoint last rotated it")
 		} else {
@@ -409,6 +425,9 @@ func (s *Source) refreshShared(ctx context.Context) (grantResult, time.Time, err
 		}
 	}
 
+	if s.closing.Err() != nil {
+		return grantResult{}, s.now(), s.storeError("refresh", errors.New("the token source is closing"))
+	}
 	sent := s.now()
 	res, err := s.requestWithin(ctx, present)
 	var re *RefreshError
@@ -416,7 +435,8 @@ func (s *Source) refreshShared(ctx context.Context) (grantResult, time.Time, err
 		// Another token saved since the read: the lock lapsed and another
 		// instance refreshed meanwhile. Not the store's old value, which
 		// this Source may have rotated away from (a save that failed).
-		if again, lerr := s.load(ctx, key); lerr == nil && again != "" && again != known && again != present && validToken(again) {
+		if again, lerr := s.load(ctx, key); lerr == nil && again != "" && again != known && again != present &&
+			!s.isRetired(again) && validToken(again) && s.closing.Err() == nil {
 			s.log.Info("oauth: the endpoint refused the refresh token; trying the one another instance saved since")
 			s.mu.Lock()
 			s.refresh, s.synced = again, again
@@ -435,11 +455,28 @@ func (s *Source) refreshShared(ctx context.Context) (grantResult, time.Time, err
 	if err == nil && res.refresh != "" && res.refresh != present {
 		s.mu.Lock()
 		s.refresh = res.refresh
+		s.retired = append(s.retired, present)
+		if len(s.retired) > maxRetired {
+			s.retired = s.retired[1:]
+		}
 		s.mu.Unlock()
 		s.save(ctx, key, known, res.refresh)
 	}
 	return res, sent, err
 }
+
+func (s *Source) isRetired(tok string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Contains(s.retired, tok)
+}
+
+// Close makes a refresh that has not yet sent its request give up (a
+// temporary error; a cached token still serves), so that Wait returns once
+// a request already sent is answered and its rotated token saved. Call it,
+// then Wait, before closing what Config.Tokens uses. With Config.Tokens,
+// Token calls after Close that need the endpoint fail the same way.
+func (s *Source) Close() { s.close() }
 
 // requestWithin is request with Config.Timeout of its own.
 func (s *Source) requestWithin(ctx context.Context, refresh string) (grantResult, error) {

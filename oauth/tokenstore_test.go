@@ -29,9 +29,12 @@ type memTokens struct {
 	// saveDelay is how long a save takes (a Redis round trip); a save
 	// whose context ends first fails, as Redis's would.
 	saveDelay time.Duration
-	loads     int
-	saves     int
-	lockCalls int
+	// lostReplies saves are applied but answered with an error, as when a
+	// reply is lost and the client repeats the call.
+	lostReplies int
+	loads       int
+	saves       int
+	lockCalls   int
 }
 
 func (s *memTokens) LoadRefreshToken(_ context.Context, key string) (string, error) {
@@ -67,10 +70,18 @@ func (s *memTokens) SaveRefreshToken(ctx context.Context, key, old, token string
 	if s.saveErr != nil {
 		return false, s.saveErr
 	}
-	if s.m[key] != old {
+	cur := s.m[key]
+	switch {
+	case cur == token: // already saved (store/oauth.go's script does the same)
+	case cur != old:
 		return false, nil
+	default:
+		s.set(key, token)
 	}
-	s.set(key, token)
+	if s.lostReplies > 0 {
+		s.lostReplies--
+		return false, errors.New("i/o timeout")
+	}
 	return true, nil
 }
 
@@ -534,5 +545,91 @@ func TestSourceWaitOutlastsTheCaller(t *testing.T) {
 	}
 	if st.only() != "rt-1" {
 		t.Fatalf("after Wait: saved %q, want rt-1", st.only())
+	}
+}
+
+// A save that reached the store but whose reply was lost, every time
+// (review finding): the store then holds a token this Source has since
+// rotated away from. The Source must not adopt it; it saves its own newer
+// one over it, and no token is presented twice.
+func TestSourceNeverAdoptsATokenItRotatedAwayFrom(t *testing.T) {
+	srv := oauthtest.NewServer(t, oauthtest.Options{ClientSecret: testSecret, Rotate: true, RevokeRotated: true})
+	st := &memTokens{}
+	s, _, _ := newSource(t, srv, nil, withTokens(st))
+	mustToken(t, s) // rt-0 -> rt-1, saved
+	st.mu.Lock()
+	st.saveErr = errors.New("READONLY")
+	st.mu.Unlock()
+	refresh(t, s) // rt-1 -> rt-2, not saved
+	st.mu.Lock()
+	st.saveErr = nil
+	st.lostReplies = 3 // every attempt of the next save is applied, but reported failed
+	st.mu.Unlock()
+	refresh(t, s) // saves rt-2 (the Source believes not), rt-2 -> rt-3, saving rt-3 over rt-1 refused
+	refresh(t, s) // the store holds rt-2, rotated away: not adopted; rt-3 saved and presented
+	var presented []string
+	for _, f := range srv.Forms() {
+		presented = append(presented, f["refresh_token"])
+	}
+	noneTwice(t, presented)
+	if got, want := fmt.Sprint(presented), "[rt-0 rt-1 rt-2 rt-3]"; got != want {
+		t.Errorf("presented %s, want %s", got, want)
+	}
+	if st.only() != "rt-4" {
+		t.Errorf("saved %q, want rt-4", st.only())
+	}
+}
+
+// A save whose reply was lost once is repeated, and the repeat counts as
+// saved (the store finds the token already there).
+func TestSourceRepeatedSaveCountsAsSaved(t *testing.T) {
+	srv := oauthtest.NewServer(t, oauthtest.Options{ClientSecret: testSecret, Rotate: true, RevokeRotated: true})
+	st := &memTokens{lostReplies: 1}
+	s, _, logs := newSource(t, srv, nil, withTokens(st))
+	mustToken(t, s)
+	refresh(t, s)
+	if strings.Contains(logs.String(), "could not be saved") || strings.Contains(logs.String(), "another instance") {
+		t.Errorf("a repeated save was reported as failed:\n%s", logs.String())
+	}
+	if got, want := fmt.Sprint(srv.RefreshTokensUsed()), "[rt-0 rt-1]"; got != want {
+		t.Errorf("presented %s, want %s", got, want)
+	}
+}
+
+// Close makes a refresh waiting for another holder's lock give up at once,
+// so that Wait (what the gateway does before closing Redis) does not sit
+// out the lock.
+func TestSourceCloseEndsALockWait(t *testing.T) {
+	srv := oauthtest.NewServer(t, oauthtest.Options{ClientSecret: testSecret, Rotate: true})
+	st := &memTokens{}
+	other, _, _ := newSource(t, srv, nil, withTokens(st))
+	mustToken(t, other) // creates the key
+	s, _, _ := newSource(t, srv, nil, withTokens(st))
+	var key string
+	st.mu.Lock()
+	for k := range st.m {
+		key = k
+	}
+	st.mu.Unlock()
+	unlock, err := st.LockRefreshToken(t.Context(), key, time.Minute) // another instance holds it
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	errc := make(chan error, 1)
+	go func() { _, err := s.Token(t.Context()); errc <- err }()
+	time.Sleep(50 * time.Millisecond)
+	s.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if err := s.Wait(ctx); err != nil {
+		t.Fatalf("Wait after Close: %v", err)
+	}
+	var re *oauth.RefreshError
+	if err := <-errc; !errors.As(err, &re) || !re.Temporary() {
+		t.Fatalf("Token = %v, want a temporary *RefreshError", err)
+	}
+	if got := fmt.Sprint(srv.RefreshTokensUsed()); got != "[rt-0]" {
+		t.Errorf("presented %s: the closed source sent a request", got)
 	}
 }

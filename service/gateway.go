@@ -215,9 +215,13 @@ func imapAuth(a string) string {
 func (g *Gateway) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// The metrics may be a previous gateway's (a reload): this one's
+	// collectors and label values take over now that it runs.
 	if err := g.Metrics.Attach(g.obs.collectors...); err != nil {
 		return fmt.Errorf("register the imap and state metrics: %w", err)
 	}
+	g.Metrics.Preset(g.obs.known)
+	g.Metrics.ConfigLoaded(true, g.opt.Now())
 	stopHTTP, err := g.serveHTTP(ctx, cancel)
 	if err != nil {
 		return err
@@ -309,8 +313,12 @@ func (g *Gateway) Run(ctx context.Context) error {
 // Close releases connections.
 func (g *Gateway) Close() {
 	g.closeMu.Do(func() {
-		// OAuth refreshes still running save the token the endpoint
-		// rotates to in Redis: let them finish first.
+		// An OAuth refresh whose request is out saves the token the
+		// endpoint rotates to in Redis: let it finish first. One that
+		// has not sent its request gives up.
+		for _, ts := range g.tokens {
+			ts.Close()
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), tokenWaitTimeout)
 		for _, ts := range g.tokens {
 			if err := ts.Wait(ctx); err != nil {

@@ -15,14 +15,18 @@ import (
 type tokenSource interface {
 	Token(ctx context.Context) (string, error)
 	Invalidate(token string) bool
-	// Wait returns once no refresh is in progress (see oauth.Source.Wait).
+	// Close makes refreshes that have not sent their request give up, and
+	// Wait returns once none is in progress (see oauth.Source.Close).
+	Close()
 	Wait(ctx context.Context) error
 }
 
-// tokenWaitTimeout bounds how long Close waits for OAuth refreshes in
-// progress, so that a refresh token the endpoint rotates during a reload or
-// a stop is saved before Redis is closed: a request's timeout and a save.
-const tokenWaitTimeout = oauth.DefaultTimeout + 10*time.Second
+// tokenWaitTimeout bounds how long Close waits for an OAuth refresh whose
+// request is out, so that a refresh token the endpoint rotates during a
+// reload or a stop is saved before Redis is closed: the request's timeout
+// and the saves' (three attempts of 5 s). A refresh still waiting for
+// another instance's lock is abandoned at once (oauth.Source.Close).
+const tokenWaitTimeout = oauth.DefaultTimeout + 20*time.Second
 
 // newTokenSource builds the access-token source of an `oauth:` block for
 // the account name (the mailbox address or the SMTP user name). It returns

@@ -41,6 +41,7 @@ var _ oauth.Observer = (*metrics.Metrics)(nil)
 type observer struct {
 	ready      *metrics.Readiness
 	collectors []prometheus.Collector // the IMAP and state collectors, attached by Run
+	known      metrics.Known          // the configuration's label values, preset by Run
 	reading    []atomic.Bool          // per mailbox: this instance holds its lease and reads it
 	httpAddr   atomic.Pointer[string]
 }
@@ -69,14 +70,15 @@ func (g *Gateway) observe() error {
 	if g.Cfg.SMTP.OAuth != nil {
 		accounts = append(accounts, g.Cfg.SMTP.Username)
 	}
-	m.Preset(metrics.Known{
+	// Preset, with the collectors below, when the gateway runs (Run): a
+	// reload builds the next gateway while this one still runs, and may
+	// yet refuse it.
+	g.obs.known = metrics.Known{
 		Mailboxes: names, Outcomes: outcomeActions, Contracts: contracts,
 		Categories: []string{string(domain.Fault), string(domain.Request), string(domain.IMAC)},
 		MailKinds:  mailKinds, LoopReasons: append(append([]string{}, autoReasons...), ReasonRateLimit),
 		Accounts: accounts,
-	})
-	// Attached when the gateway runs (Run): a reload builds the next
-	// gateway on the same Metrics while this one still runs.
+	}
 	g.obs.collectors = []prometheus.Collector{
 		metrics.NewIMAPCollector(mailboxes),
 		metrics.NewStateCollector(g.Store, metrics.StateOptions{
@@ -94,7 +96,6 @@ func (g *Gateway) observe() error {
 		metrics.Check{Name: "redis", Probe: g.Store.Ping, TTL: time.Second},
 		metrics.Check{Name: "smtp", Probe: g.smtp.Ping, TTL: smtpTTL},
 	)
-	m.ConfigLoaded(true, g.opt.Now())
 	return nil
 }
 

@@ -37,6 +37,9 @@ var saveTokenScript = redis.NewScript(`
 -- ARGV[1] the token expected there ("" for none), ARGV[2] the new one, ARGV[3] ttl ms
 -- Returns 1 when saved, 0 when another token was there.
 local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[2] then
+  return 1 -- already saved: the client repeated a call whose reply it lost
+end
 if (cur or '') ~= ARGV[1] then
   return 0
 end
@@ -78,20 +81,38 @@ func (s *Store) LockRefreshToken(ctx context.Context, key string, ttl time.Durat
 			return nil, fmt.Errorf("lock oauth refresh token: %w", ctx.Err())
 		case <-t.C:
 		}
-		ok, err := s.rdb.SetNX(ctx, lk, owner, ttl).Result()
+		n, err := lockTokenScript.Run(ctx, s.rdb, []string{lk}, owner, ttl.Milliseconds()).Int()
 		if err != nil {
+			s.releaseTokenLock(ctx, lk, owner) // in case it was taken and the reply lost
 			return nil, fmt.Errorf("lock oauth refresh token: %w", err)
 		}
-		if ok {
+		if n == 1 {
 			break
 		}
 		t.Reset(lockPoll)
 	}
-	return func() {
-		// Released even when the caller's context has ended; a lock
-		// that cannot be released lapses after ttl.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = releaseLeaseScript.Run(rctx, s.rdb, []string{lk}, owner).Err()
-	}, nil
+	return func() { s.releaseTokenLock(ctx, lk, owner) }, nil
 }
+
+// releaseTokenLock releases owner's lock lk, even when ctx has ended; a
+// lock that cannot be released lapses after its ttl.
+func (s *Store) releaseTokenLock(ctx context.Context, lk, owner string) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = releaseLeaseScript.Run(rctx, s.rdb, []string{lk}, owner).Err()
+}
+
+var lockTokenScript = redis.NewScript(`
+-- KEYS[1] P{oauth:K}:lock  owner of the refresh lock
+-- ARGV[1] owner, ARGV[2] ttl ms
+-- Returns 1 when owner holds the lock (taken now, or already: the client
+-- repeated a call whose reply it lost), 0 when another owner does.
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return 1
+end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+`)

@@ -24,6 +24,7 @@ func TestRefreshTokenSaveAndLoad(t *testing.T) {
 		{"", "rt-2", false, "rt-1"},     // nothing expected, rt-1 there
 		{"rt-0", "rt-2", false, "rt-1"}, // a stale expectation
 		{"rt-1", "rt-2", true, "rt-2"},
+		{"rt-1", "rt-2", true, "rt-2"}, // repeated after a lost reply: already saved
 	}
 	for i, st := range steps {
 		ok, err := s.SaveRefreshToken(ctx, "k1", st.old, st.token)
@@ -134,4 +135,20 @@ func TestRefreshTokenLockRelease(t *testing.T) {
 		t.Fatal("a lapsed holder's release deleted the next holder's lock")
 	}
 	unlock2()
+}
+
+// Taking the lock is idempotent for its owner (go-redis repeats a call
+// whose reply it lost), and refused to another.
+func TestRefreshTokenLockScript(t *testing.T) {
+	s, _ := newTestStore(t)
+	lk := s.k.oauthTokenLock("k")
+	for i, tc := range []struct {
+		owner string
+		want  int
+	}{{"o1", 1}, {"o1", 1}, {"o2", 0}} {
+		n, err := lockTokenScript.Run(t.Context(), s.rdb, []string{lk}, tc.owner, 10000).Int()
+		if err != nil || n != tc.want {
+			t.Fatalf("call %d by %s = %d, %v; want %d", i, tc.owner, n, err, tc.want)
+		}
+	}
 }
