@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -128,9 +129,32 @@ func TestReloadKeepsOldConfigOnError(t *testing.T) {
 	if n := scrapeSum(t, httpAddr, "ticketgw_tickets_opened_total"); n != 3 {
 		t.Errorf("tickets opened = %v after the reload, want the 3 of before and after", n)
 	}
+	if v := scrapeSum(t, httpAddr, "ticketgw_config_last_reload_success"); v != 1 {
+		t.Errorf("config_last_reload_success = %v after a good reload, want 1", v)
+	}
+
+	// A good reload, then at once a broken one: the gauge says the last
+	// one failed (review finding: the new gateway's start could set it
+	// back to 1 after the failure was recorded).
+	good2 := strings.Replace(changed, "name: Northwind Helpdesk", "name: Northwind Service Desk", 1)
+	if err := os.WriteFile(path, []byte(good2), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reload <- struct{}{}
+	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(reloads) == 4 })
+	if err := os.WriteFile(path, []byte("service: {address: [oops\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reload <- struct{}{}
+	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(reloads) == 5 })
+	waitFor(t, func() bool { return deliverable(httpAddr) })
+	time.Sleep(200 * time.Millisecond) // the new gateway has started by now
+	if v := scrapeSum(t, httpAddr, "ticketgw_config_last_reload_success"); v != 0 {
+		t.Errorf("config_last_reload_success = %v after a failed reload, want 0", v)
+	}
 	mu.Lock()
-	if want := []bool{true, false, true}; len(reloads) != 3 || reloads[0] != want[0] || reloads[1] != want[1] || reloads[2] != want[2] {
-		t.Errorf("reload outcomes %v, want %v", reloads, want)
+	if got, want := fmt.Sprint(reloads), "[true false true true false]"; got != want {
+		t.Errorf("reload outcomes %s, want %s", got, want)
 	}
 	mu.Unlock()
 	cancel()
@@ -162,6 +186,17 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	return s.b.Write(p)
 }
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// deliverable reports whether the gateway at addr serves /metrics (the
+// gateway a reload started is running).
+func deliverable(addr string) bool {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
 
 // scrapeSum sums the samples of a metric family on the /metrics of the
 // gateway serving at addr.

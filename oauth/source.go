@@ -337,7 +337,15 @@ func (s *Source) run(ctx context.Context, f *flight, refresh string) {
 	s.mu.Unlock()
 
 	obs := s.cfg.Observer
-	if err == nil {
+	if s.closing.Err() != nil {
+		// Closed (a stop or a reload): the successor reports from now on,
+		// and a refresh given up is no failure.
+		obs = nil
+	}
+	switch {
+	case err != nil && errors.Is(err, ErrClosed):
+		s.log.Debug("oauth token refresh given up: the source is closed")
+	case err == nil:
 		s.log.Debug("oauth token refreshed", slog.String("grant", s.grant),
 			slog.Duration("lifetime", res.lifetime), slog.Time("expiry", expiry))
 		if rotated {
@@ -346,7 +354,7 @@ func (s *Source) run(ctx context.Context, f *flight, refresh string) {
 		if obs != nil {
 			obs.TokenRefreshed(s.cfg.Name, expiry)
 		}
-	} else {
+	default:
 		if fallback.IsZero() {
 			s.log.Error("oauth token refresh failed", slog.Any("err", err))
 		} else {
@@ -388,6 +396,9 @@ func (s *Source) lockTTL() time.Duration {
 // may have been rotated away could make an endpoint with reuse detection
 // revoke them all.
 func (s *Source) refreshShared(ctx context.Context) (grantResult, time.Time, error) {
+	if s.closing.Err() != nil {
+		return grantResult{}, s.now(), s.storeError("refresh", ErrClosed)
+	}
 	key := s.cfg.storeKey()
 	ttl := s.lockTTL()
 	lctx, cancel := context.WithTimeout(ctx, ttl+10*time.Second)
@@ -396,6 +407,9 @@ func (s *Source) refreshShared(ctx context.Context) (grantResult, time.Time, err
 	stop()
 	cancel()
 	if err != nil {
+		if s.closing.Err() != nil {
+			err = ErrClosed
+		}
 		return grantResult{}, s.now(), s.storeError("wait for the refresh token's lock", err)
 	}
 	defer unlock()
@@ -426,7 +440,7 @@ func (s *Source) refreshShared(ctx context.Context) (grantResult, time.Time, err
 	}
 
 	if s.closing.Err() != nil {
-		return grantResult{}, s.now(), s.storeError("refresh", errors.New("the token source is closing"))
+		return grantResult{}, s.now(), s.storeError("refresh", ErrClosed)
 	}
 	sent := s.now()
 	res, err := s.requestWithin(ctx, present)
@@ -471,8 +485,12 @@ func (s *Source) isRetired(tok string) bool {
 	return slices.Contains(s.retired, tok)
 }
 
+// ErrClosed is the cause of a refresh given up because the Source was
+// closed (Close): not reported to the Observer, and logged at debug level.
+var ErrClosed = errors.New("the oauth token source is closed")
+
 // Close makes a refresh that has not yet sent its request give up (a
-// temporary error; a cached token still serves), so that Wait returns once
+// temporary error wrapping ErrClosed; a cached token still serves), so that Wait returns once
 // a request already sent is answered and its rotated token saved. Call it,
 // then Wait, before closing what Config.Tokens uses. With Config.Tokens,
 // Token calls after Close that need the endpoint fail the same way.

@@ -604,7 +604,7 @@ func TestSourceCloseEndsALockWait(t *testing.T) {
 	st := &memTokens{}
 	other, _, _ := newSource(t, srv, nil, withTokens(st))
 	mustToken(t, other) // creates the key
-	s, _, _ := newSource(t, srv, nil, withTokens(st))
+	s, rec, logs := newSource(t, srv, nil, withTokens(st))
 	var key string
 	st.mu.Lock()
 	for k := range st.m {
@@ -631,5 +631,44 @@ func TestSourceCloseEndsALockWait(t *testing.T) {
 	}
 	if got := fmt.Sprint(srv.RefreshTokensUsed()); got != "[rt-0]" {
 		t.Errorf("presented %s: the closed source sent a request", got)
+	}
+	// Given up on a stop or a reload: no failure counted, no error logged
+	// (review finding: refresh-failure alerts fired on a normal reload).
+	if _, failed := rec.counts(); failed != 0 || strings.Contains(logs.String(), "level=ERROR") {
+		t.Errorf("a refresh given up on Close was reported as a failure (%d failures):\n%s", failed, logs.String())
+	}
+	// A Token call after Close does not even take the lock.
+	locks := func() int { _, _, l := st.calls(); return l }
+	before := locks()
+	if _, err := s.Token(t.Context()); !errors.Is(err, oauth.ErrClosed) {
+		t.Errorf("Token after Close = %v, want ErrClosed", err)
+	}
+	if locks() != before {
+		t.Error("a closed source asked for the lock")
+	}
+}
+
+// Close while the saved token is being read (the lock held): the request
+// is not sent (review finding: that check was untested).
+func TestSourceCloseBeforeTheRequest(t *testing.T) {
+	srv := oauthtest.NewServer(t, oauthtest.Options{ClientSecret: testSecret, Rotate: true})
+	st := &memTokens{}
+	s, _, _ := newSource(t, srv, nil, withTokens(st))
+	reading := make(chan struct{})
+	proceed := make(chan struct{})
+	st.onLoad = func(*memTokens, string, int) {
+		close(reading)
+		<-proceed
+	}
+	errc := make(chan error, 1)
+	go func() { _, err := s.Token(t.Context()); errc <- err }()
+	<-reading
+	s.Close()
+	close(proceed)
+	if err := <-errc; !errors.Is(err, oauth.ErrClosed) {
+		t.Fatalf("Token = %v, want ErrClosed", err)
+	}
+	if srv.Requests() != 0 {
+		t.Fatalf("%d requests sent after Close", srv.Requests())
 	}
 }

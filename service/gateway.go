@@ -221,7 +221,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		return fmt.Errorf("register the imap and state metrics: %w", err)
 	}
 	g.Metrics.Preset(g.obs.known)
-	g.Metrics.ConfigLoaded(true, g.opt.Now())
+	// Not ConfigLoaded: see observe.
 	stopHTTP, err := g.serveHTTP(ctx, cancel)
 	if err != nil {
 		return err

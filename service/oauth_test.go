@@ -10,9 +10,11 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/northwind-it/ticketgw/metrics"
 	"github.com/northwind-it/ticketgw/notify"
 	"github.com/northwind-it/ticketgw/oauth"
 	"github.com/northwind-it/ticketgw/oauth/oauthtest"
@@ -216,4 +218,40 @@ rules: [{name: default, set: {category: request}}]
 		t.Fatal(err)
 	}
 	return cfg
+}
+
+// With metrics shared across reloads, starting a gateway does not record
+// its configuration as loaded: a reload refused between the previous
+// swap and this start would otherwise read as a success (review finding).
+func TestRunLeavesASharedConfigGaugeAlone(t *testing.T) {
+	rdb, prefix := oauthTestRedis(t)
+	tokens := oauthtest.NewServer(t, oauthtest.Options{ClientSecret: "s3cret"})
+	cfg := oauthConfig(t, tokens.URL, prefix, "")
+	tmpl, err := notify.LoadTemplates("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := metrics.New()
+	g, err := New(t.Context(), cfg, tmpl, slog.New(slog.DiscardHandler), Options{Redis: rdb, Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	g.ConfigReloaded(false) // a reload refused before this gateway started
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	_ = g.Run(ctx) // no IMAP server: it retries until ctx ends
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "ticketgw_config_last_reload_success" {
+			if v := mf.GetMetric()[0].GetGauge().GetValue(); v != 0 {
+				t.Fatalf("config_last_reload_success = %v after a refused reload and a start, want 0", v)
+			}
+			return
+		}
+	}
+	t.Fatal("no ticketgw_config_last_reload_success")
 }

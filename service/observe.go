@@ -85,6 +85,13 @@ func (g *Gateway) observe() error {
 			Contracts: contracts, Now: g.opt.Now, Log: g.Log.With("component", "metrics"),
 		}),
 	}
+	if g.opt.Metrics == nil {
+		// The gateway's own metrics: its configuration is loaded. Shared
+		// ones (Options.Metrics, a reload manager) are told by whoever
+		// loads and swaps configurations (ConfigReloaded), so that a
+		// reload refused meanwhile does not read as a success.
+		m.ConfigLoaded(true, g.opt.Now())
+	}
 	g.Outbox.Observer = m
 	g.Timers.OnOutcome = g.observeTimer
 	smtpTTL := g.opt.SMTPCheckTTL
