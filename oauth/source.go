@@ -343,7 +343,7 @@ func (s *Source) run(ctx context.Context, f *flight, refresh string) {
 		obs = nil
 	}
 	switch {
-	case err != nil && errors.Is(err, ErrClosed):
+	case errors.Is(err, ErrClosed):
 		s.log.Debug("oauth token refresh given up: the source is closed")
 	case err == nil:
 		s.log.Debug("oauth token refreshed", slog.String("grant", s.grant),
@@ -490,10 +490,11 @@ func (s *Source) isRetired(tok string) bool {
 var ErrClosed = errors.New("the oauth token source is closed")
 
 // Close makes a refresh that has not yet sent its request give up (a
-// temporary error wrapping ErrClosed; a cached token still serves), so that Wait returns once
-// a request already sent is answered and its rotated token saved. Call it,
-// then Wait, before closing what Config.Tokens uses. With Config.Tokens,
-// Token calls after Close that need the endpoint fail the same way.
+// temporary error wrapping ErrClosed; a cached token still serves), so
+// that Wait returns once a request already sent is answered and its
+// rotated token saved. Call it, then Wait, before closing what
+// Config.Tokens uses. With Config.Tokens, Token calls after Close that
+// need the endpoint fail the same way.
 func (s *Source) Close() { s.close() }
 
 // requestWithin is request with Config.Timeout of its own.

@@ -122,7 +122,8 @@ func (s *Store) SetCheckpoint(ctx context.Context, mailbox string, uidValidity, 
 }
 
 var acquireLeaseScript = redis.NewScript(`
--- KEYS[1] P{mb:MB}:lease  owner of the mailbox lease
+-- KEYS[1] P{mb:MB}:lease  owner of the mailbox lease (or P{oauth:K}:lock,
+--         the refresh lock of an OAuth credential)
 -- ARGV[1] owner, ARGV[2] lease duration ms
 -- Returns 1 when owner holds the lease (taken or renewed), 0 when another
 -- owner holds it.

@@ -81,7 +81,9 @@ func (s *Store) LockRefreshToken(ctx context.Context, key string, ttl time.Durat
 			return nil, fmt.Errorf("lock oauth refresh token: %w", ctx.Err())
 		case <-t.C:
 		}
-		n, err := lockTokenScript.Run(ctx, s.rdb, []string{lk}, owner, ttl.Milliseconds()).Int()
+		// The mailbox lease's script: taken, or already held by owner
+		// (go-redis repeats a call whose reply it lost).
+		n, err := acquireLeaseScript.Run(ctx, s.rdb, []string{lk}, owner, ttl.Milliseconds()).Int()
 		if err != nil {
 			s.releaseTokenLock(ctx, lk, owner) // in case it was taken and the reply lost
 			return nil, fmt.Errorf("lock oauth refresh token: %w", err)
@@ -101,18 +103,3 @@ func (s *Store) releaseTokenLock(ctx context.Context, lk, owner string) {
 	defer cancel()
 	_ = releaseLeaseScript.Run(rctx, s.rdb, []string{lk}, owner).Err()
 }
-
-var lockTokenScript = redis.NewScript(`
--- KEYS[1] P{oauth:K}:lock  owner of the refresh lock
--- ARGV[1] owner, ARGV[2] ttl ms
--- Returns 1 when owner holds the lock (taken now, or already: the client
--- repeated a call whose reply it lost), 0 when another owner does.
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return 1
-end
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
-end
-return 0
-`)

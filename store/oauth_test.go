@@ -146,7 +146,7 @@ func TestRefreshTokenLockScript(t *testing.T) {
 		owner string
 		want  int
 	}{{"o1", 1}, {"o1", 1}, {"o2", 0}} {
-		n, err := lockTokenScript.Run(t.Context(), s.rdb, []string{lk}, tc.owner, 10000).Int()
+		n, err := acquireLeaseScript.Run(t.Context(), s.rdb, []string{lk}, tc.owner, 10000).Int()
 		if err != nil || n != tc.want {
 			t.Fatalf("call %d by %s = %d, %v; want %d", i, tc.owner, n, err, tc.want)
 		}

@@ -163,9 +163,8 @@ func gateway(ctx context.Context, root, dir, spec string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	bin := filepath.Join(dir, "gateway")
 	if spec == "." {
-		return bin, goBuild(ctx, root, bin, "./cmd/gateway")
+		return harness.BuildGateway(ctx, root, dir)
 	}
 	if st, err := os.Stat(spec); err == nil && !st.IsDir() {
 		if st.Mode()&0o111 == 0 {
@@ -181,7 +180,7 @@ func gateway(ctx context.Context, root, dir, spec string) (string, error) {
 	defer func() {
 		_ = exec.Command("git", "-C", root, "worktree", "remove", "--force", wt).Run()
 	}()
-	return bin, goBuild(ctx, wt, bin, "./cmd/gateway")
+	return harness.BuildGateway(ctx, wt, dir)
 }
 
 func goBuild(ctx context.Context, dir, out, pkg string) error {
