@@ -419,6 +419,9 @@ type Source struct {
 	// processedLookup marks new messages Fetched.Unprocessed
 	// (WithProcessedLookup); nil: no lookup.
 	processedLookup ProcessedLookup
+	// batchHandler handles runs of messages read together (RunBatches);
+	// nil: each is handled alone. Set by RunBatches while running.
+	batchHandler BatchHandler
 	// pool runs the handlers (WithConcurrency) on goroutines whose stacks
 	// stay grown from one message to the next.
 	pool gopool.Pool
@@ -518,6 +521,24 @@ func (s *Source) Stats() SourceStats {
 // done, and an error at once only for an invalid configuration or a second
 // concurrent call.
 func (s *Source) Run(ctx context.Context, h Handler) error {
+	return s.RunBatches(ctx, h, nil)
+}
+
+// BatchHandler handles several messages of the folder at once, read whole
+// (Fetched.Raw), in arrival (UID) order, and returns one error per message,
+// each as a Handler's. It must give every message the outcome it would
+// have had handled alone after the ones before it: the source orders the
+// batch as a whole after every earlier message that shares an ordering key
+// with any of its messages (WithConcurrency), and the Fetched have no Turn
+// or Release.
+type BatchHandler func(ctx context.Context, fs []*Fetched) []error
+
+// RunBatches is Run, with bh (when not nil, and handlers overlap:
+// WithConcurrency) handling each run of small messages that one UID FETCH
+// reads (up to 16 messages, 1 MiB) in one call: a handler may then store
+// what they cause together, in fewer round trips. Messages read alone (a
+// large one, one retried) go to h.
+func (s *Source) RunBatches(ctx context.Context, h Handler, bh BatchHandler) error {
 	if h == nil {
 		return errors.New("run imap source: nil handler")
 	}
@@ -531,6 +552,7 @@ func (s *Source) Run(ctx context.Context, h Handler) error {
 		return errors.New("run imap source: already running")
 	}
 	defer s.running.Store(false)
+	s.batchHandler = bh
 	s.log.Info("imap source starting", slog.Any("config", s.cfg))
 
 	failures := 0

@@ -51,12 +51,17 @@ const imapMoveBatch = 64
 
 func newIMAPRunner(ss *imapSession, h Handler) *imapRunner {
 	w := ss.s.workers
+	max := 2 * w
+	if ss.s.batchHandler != nil {
+		// Two batches: one handled while the next is read.
+		max = 2 * imapBodyBatch
+	}
 	return &imapRunner{
 		ss: ss, h: h,
 		sem:     make(chan struct{}, w),
 		last:    map[string]orderHold{},
-		results: make(chan *imapJob, 2*w),
-		max:     2 * w,
+		results: make(chan *imapJob, max),
+		max:     max,
 	}
 }
 
@@ -117,6 +122,9 @@ func (r *imapRunner) submitGroup(ctx context.Context, ms []imapMeta) error {
 		// left for the next session.
 		r.connErr = ferr
 	}
+	if r.ss.s.batchHandler != nil {
+		return r.submitBatches(ctx, ms, bodies, ferr)
+	}
 	for _, m := range ms {
 		if err := ctx.Err(); err != nil {
 			return err // read, not handled: untouched, as if never fetched
@@ -137,6 +145,129 @@ func (r *imapRunner) submitGroup(ctx context.Context, ms []imapMeta) error {
 		}
 	}
 	return ferr
+}
+
+// submitBatches hands the messages of ms read whole (bodies) to the batch
+// handler, each run of consecutive ones in one call; one the answer left
+// out is fetched again alone, in its place, as in submitGroup.
+func (r *imapRunner) submitBatches(ctx context.Context, ms []imapMeta, bodies map[imap.UID][]byte, ferr error) error {
+	key := func(m imapMeta) imapMsgKey { return imapMsgKey{r.ss.uidValidity, uint32(m.uid)} }
+	var run []imapJob
+	flush := func() error {
+		b := run
+		run = nil
+		switch len(b) {
+		case 0:
+			return nil
+		case 1:
+			return r.start(ctx, b[0].m, b[0].k, b[0].body)
+		}
+		return r.startBatch(ctx, b)
+	}
+	for _, m := range ms {
+		if err := ctx.Err(); err != nil {
+			return err // read, not handled: untouched, as if never fetched
+		}
+		body, ok := bodies[m.uid]
+		delete(bodies, m.uid)
+		if ok {
+			run = append(run, imapJob{m: m, k: key(m), body: body})
+			continue
+		}
+		if err := flush(); err != nil {
+			return err
+		}
+		if ferr != nil {
+			return ferr // not read: the later ones wait for the next session
+		}
+		if err := r.submit(ctx, m, key(m)); err != nil {
+			return err
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	return ferr
+}
+
+// startBatch starts the batch handler on jobs (messages read whole, in UID
+// order) once every earlier message that shares an ordering key with any
+// of them is done. The batch holds all its keys until it is done.
+func (r *imapRunner) startBatch(ctx context.Context, jobs []imapJob) error {
+	for r.inflight > 0 && r.inflight+len(jobs) > r.max {
+		if err := r.settle(ctx, <-r.results); err != nil {
+			return err
+		}
+	}
+	var before []orderHold
+	seen := map[string]bool{}
+	done := make(chan struct{})
+	broken := new(atomic.Bool)
+	for _, j := range jobs {
+		keys, ok := r.keys(j.body, j.k)
+		if !ok {
+			// Ordered after everything before it, and everything after it
+			// waits for it: handled alone.
+			for _, j := range jobs {
+				if err := r.start(ctx, j.m, j.k, j.body); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		for _, key := range keys {
+			if seen[key.Name] {
+				continue
+			}
+			seen[key.Name] = true
+			if h, ok := r.last[key.Name]; ok {
+				before = append(before, h)
+			}
+		}
+	}
+	for name := range seen {
+		r.last[name] = orderHold{done, broken}
+	}
+	r.inflight += len(jobs)
+	bh := r.ss.s.batchHandler
+	r.ss.s.pool.Go(func() {
+		errs := make([]error, len(jobs))
+		defer func() {
+			for i := range jobs {
+				j := &imapJob{m: jobs[i].m, k: jobs[i].k, herr: errs[i]}
+				r.results <- j
+			}
+		}()
+		defer close(done)
+		intact := waitHolds(before)
+		r.sem <- struct{}{}
+		defer func() { <-r.sem }()
+		if ctx.Err() != nil || !intact {
+			broken.Store(true)
+			for i := range errs {
+				errs[i] = errNotBegun // shutting down: left for the next run
+			}
+			return
+		}
+		fs := make([]*Fetched, len(jobs))
+		for i, j := range jobs {
+			fs[i] = &Fetched{
+				Mailbox:      r.ss.s.cfg.Name,
+				Folder:       r.ss.s.cfg.Folder,
+				UIDValidity:  j.k.uidValidity,
+				UID:          j.k.uid,
+				InternalDate: j.m.internalDate,
+				Size:         int64(len(j.body)),
+				Body:         bytes.NewReader(j.body),
+				Raw:          j.body,
+				Unprocessed:  r.ss.fetchedUnprocessed(j.m),
+			}
+		}
+		// A batch that has begun finishes even when shutdown begins, as a
+		// message handled alone does.
+		copy(errs, r.ss.callBatch(context.WithoutCancel(ctx), bh, fs))
+	})
+	return nil
 }
 
 // slot waits until fewer than max jobs are in flight, moving the messages

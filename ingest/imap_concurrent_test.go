@@ -78,13 +78,16 @@ func (c *imapOrderCheck) wrap(rec *imapRecorder, hold time.Duration) Handler {
 // short, a MOVE that never reaches the server) lose and repeat nothing.
 func TestIMAPSourceConcurrent(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		caps   imap.CapSet
-		faults bool
+		name    string
+		caps    imap.CapSet
+		faults  bool
+		batches bool
 	}{
 		{name: "MOVE", caps: imapCapsRev2},
 		{name: "COPY+STORE+UID EXPUNGE", caps: imapCapsRev1UP},
 		{name: "MOVE with dropped connections", caps: imapCapsRev2, faults: true},
+		{name: "batches, MOVE", caps: imapCapsRev2, batches: true},
+		{name: "batches, MOVE with dropped connections", caps: imapCapsRev2, faults: true, batches: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ts := newIMAPTestServer(t, imapServerOpts{caps: tc.caps})
@@ -97,8 +100,11 @@ func TestIMAPSourceConcurrent(t *testing.T) {
 			for i := 1; i <= n; i++ {
 				id := fmt.Sprintf("c%02d", i)
 				size := 2000
-				if i == 16 {
+				if i == 16 && !tc.batches {
 					size = ConcurrentMaxBytes + 4096 // streamed alone
+				}
+				if i == 31 && tc.batches { // after two batches, which overlap
+					size = ConcurrentMaxBytes + 4096
 				}
 				raws[id] = imapGroupMessage(id, fmt.Sprintf("g%d", i%5), size, markers[id])
 				ts.appendMsg("INBOX", raws[id], time.Now())
@@ -129,9 +135,41 @@ func TestIMAPSourceConcurrent(t *testing.T) {
 			check := &imapOrderCheck{busy: map[string]bool{}, lastUID: map[string]uint32{}}
 			cp := newIMAPCheckpoints()
 			src := NewSource(imapTestConfig(ts), cp, imapTestLog(t), opts...)
-			stop := imapRunSource(t, src, check.wrap(rec, 5*time.Millisecond))
+			h := check.wrap(rec, 5*time.Millisecond)
+			var bh BatchHandler
+			var batchMu sync.Mutex
+			var batchSizes []int
+			if tc.batches {
+				// Each message in turn, as a batch handler must order them.
+				bh = func(ctx context.Context, fs []*Fetched) []error {
+					batchMu.Lock()
+					batchSizes = append(batchSizes, len(fs))
+					batchMu.Unlock()
+					errs := make([]error, len(fs))
+					for i, f := range fs {
+						if i > 0 && f.UID <= fs[i-1].UID {
+							errs[i] = fmt.Errorf("uid %d after uid %d in a batch", f.UID, fs[i-1].UID)
+							t.Error(errs[i])
+							continue
+						}
+						if f.Turn != nil || f.Release != nil || f.Raw == nil {
+							t.Errorf("uid %d: a batch's message has Turn, Release or no Raw", f.UID)
+						}
+						errs[i] = h(ctx, f)
+					}
+					return errs
+				}
+			}
+			stop := imapRunSourceBatches(t, src, h, bh)
 			imapWaitFor(t, 20*time.Second, "all handled", func() bool { return src.Stats().Handled == n })
 			stop()
+			if tc.batches {
+				batchMu.Lock()
+				if !slices.ContainsFunc(batchSizes, func(n int) bool { return n > 4 }) {
+					t.Errorf("batch sizes %v: want runs of the 16 read together", batchSizes)
+				}
+				batchMu.Unlock()
+			}
 
 			imapCheckProcessedOnce(t, ts, rec, raws)
 			if got := ts.count("INBOX"); got != 0 {
@@ -152,7 +190,7 @@ func TestIMAPSourceConcurrent(t *testing.T) {
 					t.Error(p)
 				}
 			}
-			if check.maxRunning < 2 {
+			if check.maxRunning < 2 && !tc.batches {
 				t.Errorf("at most %d handler ran at once with 4 workers", check.maxRunning)
 			}
 			if n := len(rec.callsFor("c11")); n != 2 {

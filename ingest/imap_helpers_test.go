@@ -629,9 +629,15 @@ func (w imapTestWriter) Write(p []byte) (int, error) {
 // cleanup.
 func imapRunSource(t *testing.T, src *Source, h Handler) (stop func() time.Duration) {
 	t.Helper()
+	return imapRunSourceBatches(t, src, h, nil)
+}
+
+// imapRunSourceBatches is imapRunSource with a batch handler (RunBatches).
+func imapRunSourceBatches(t *testing.T, src *Source, h Handler, bh BatchHandler) (stop func() time.Duration) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, h) }()
+	go func() { done <- src.RunBatches(ctx, h, bh) }()
 	var once sync.Once
 	var took time.Duration
 	stop = func() time.Duration {

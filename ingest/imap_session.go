@@ -812,6 +812,30 @@ func (ss *imapSession) callHandler(ctx context.Context, h Handler, f *Fetched) (
 	return h(ctx, f)
 }
 
+// callBatch calls the batch handler on fs. A panic, or an answer of the
+// wrong length, fails every message of the batch.
+func (ss *imapSession) callBatch(ctx context.Context, bh BatchHandler, fs []*Fetched) (errs []error) {
+	failAll := func(err error) []error {
+		errs := make([]error, len(fs))
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			ss.log.Error("batch handler panicked", slog.Int("messages", len(fs)), slog.Uint64("first_uid", uint64(fs[0].UID)),
+				slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
+			errs = failAll(fmt.Errorf("handler panic: %v", r))
+		}
+	}()
+	errs = bh(ctx, fs)
+	if len(errs) != len(fs) {
+		return failAll(fmt.Errorf("batch handler answered %d errors for %d messages", len(errs), len(fs)))
+	}
+	return errs
+}
+
 // move moves a handled message to the processed folder without ever
 // risking its loss: MOVE when the server has it; otherwise COPY, and only
 // after the COPY succeeded STORE \Deleted, then UID EXPUNGE with UIDPLUS

@@ -40,6 +40,9 @@ type Options struct {
 	OutboxIdle  time.Duration
 	OutboxLease time.Duration // claim on outgoing mail; default DefaultOutboxLease
 	IMAPWorkers int           // messages of a mailbox handled at once; default DefaultIMAPWorkers, 1: one by one
+	// IMAPOneByOne hands each message read from a mailbox to the handler on
+	// its own, never in a batch (Pipeline.HandleBatch): for comparisons.
+	IMAPOneByOne bool
 	// SMTPCheckTTL is how long /readyz reuses an SMTP check's result;
 	// default DefaultSMTPCheckTTL.
 	SMTPCheckTTL time.Duration
@@ -282,14 +285,17 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	for i, src := range g.Sources {
 		mailbox := g.Cfg.Mailboxes[i].Address
-		h := g.Handler(mailbox)
+		h, bh := g.Handler(mailbox), g.BatchHandler(mailbox)
+		if g.opt.IMAPOneByOne {
+			bh = nil
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			// Only the holder of the mailbox's lease reads it; other
 			// instances stand by and take over when it dies.
 			err := RunLeased(ctx, g.Store, mailbox, owner, g.opt.LeaseTTL, g.Log.With("component", "lease"),
-				func(ctx context.Context) error { return g.readMailbox(ctx, i, src, h) })
+				func(ctx context.Context) error { return g.readMailbox(ctx, i, src, h, bh) })
 			if err != nil && !errors.Is(err, context.Canceled) {
 				errs <- fmt.Errorf("mailbox: %w", err)
 				cancel()

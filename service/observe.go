@@ -113,6 +113,25 @@ func (g *Gateway) observe() error {
 // handler from here. Call it once per mailbox, after any change to
 // g.Pipeline: it works on a copy taken now.
 func (g *Gateway) Handler(mailbox string) ingest.Handler {
+	p := g.mailboxPipeline(mailbox)
+	now := g.opt.Now
+	return func(ctx context.Context, f *ingest.Fetched) error {
+		return p.Handle(store.WithArrival(ctx, now()), f)
+	}
+}
+
+// BatchHandler is Handler for batches of messages (Pipeline.HandleBatch).
+func (g *Gateway) BatchHandler(mailbox string) ingest.BatchHandler {
+	p := g.mailboxPipeline(mailbox)
+	now := g.opt.Now
+	return func(ctx context.Context, fs []*ingest.Fetched) []error {
+		return p.HandleBatch(store.WithArrival(ctx, now()), fs)
+	}
+}
+
+// mailboxPipeline is the gateway's pipeline for one mailbox's messages:
+// its outcomes counted and logged under the mailbox.
+func (g *Gateway) mailboxPipeline(mailbox string) *Pipeline {
 	p := *g.Pipeline // shares the store, classifier and templates
 	parent := g.Pipeline.OnOutcome
 	p.OnOutcome = func(o Outcome) {
@@ -122,10 +141,7 @@ func (g *Gateway) Handler(mailbox string) ingest.Handler {
 		}
 	}
 	p.Log = p.Log.With("mailbox", mailbox)
-	now := g.opt.Now
-	return func(ctx context.Context, f *ingest.Fetched) error {
-		return p.Handle(store.WithArrival(ctx, now()), f)
-	}
+	return &p
 }
 
 // observeOutcome counts one handled message.
@@ -178,10 +194,10 @@ func (g *Gateway) observeTimer(o TimerOutcome) {
 
 // readMailbox runs source i (while this instance holds its lease), marked
 // as read by this instance for the metrics and the readiness check.
-func (g *Gateway) readMailbox(ctx context.Context, i int, src *ingest.Source, h ingest.Handler) error {
+func (g *Gateway) readMailbox(ctx context.Context, i int, src *ingest.Source, h ingest.Handler, bh ingest.BatchHandler) error {
 	g.obs.reading[i].Store(true)
 	defer g.obs.reading[i].Store(false)
-	return src.Run(ctx, h)
+	return src.RunBatches(ctx, h, bh)
 }
 
 // serveHTTP starts /metrics, /healthz and /readyz on service.http (nothing

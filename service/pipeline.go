@@ -103,15 +103,42 @@ func NewPipeline(cfg *rules.Config, tmpl *notify.Templates, st Store, log *slog.
 // such message would share one. Its idempotency rests on the store's
 // deduplication by Message-ID (or a hash of the bytes) alone.
 func (p *Pipeline) Handle(ctx context.Context, f *ingest.Fetched) error {
+	h, err := p.prepare(ctx, f)
+	if h == nil || err != nil {
+		return err
+	}
+	defer h.raw.Close()
+	out, err := p.process(h.ctx, h.m, h.raw)
+	if err != nil {
+		return err
+	}
+	return p.finish(h, out)
+}
+
+// handling is one message being handled: its context (its origin, its
+// processed marker and its order), the message and its bytes.
+type handling struct {
+	ctx    context.Context
+	f      *ingest.Fetched
+	m      *domain.Message
+	raw    *Original
+	ref    store.SourceRef
+	hasUID bool
+	mark   *pendingMark
+}
+
+// prepare reads and parses f. A nil handling with a nil error is a message
+// already processed (its outcome reported): nothing is left to do.
+func (p *Pipeline) prepare(ctx context.Context, f *ingest.Fetched) (*handling, error) {
 	ref := store.SourceRef{Mailbox: f.Mailbox, UIDValidity: f.UIDValidity, UID: f.UID}
 	hasUID := f.UID != 0
 	if hasUID && !f.Unprocessed { // the source looked it up for its batch
 		if id, ok, err := p.Store.Processed(ctx, ref); err != nil {
-			return fmt.Errorf("check processed uid %d: %w", f.UID, err)
+			return nil, fmt.Errorf("check processed uid %d: %w", f.UID, err)
 		} else if ok {
 			p.Log.Info("already processed", "uid", f.UID, "ticket", id)
 			p.outcome(Outcome{Ticket: domain.Ticket{ID: id}, Action: "already-processed"})
-			return nil
+			return nil, nil
 		}
 	}
 	max := p.Cfg.Limits.MaxMessageBytes
@@ -120,9 +147,8 @@ func (p *Pipeline) Handle(ctx context.Context, f *ingest.Fetched) error {
 	}
 	raw, truncated, err := fetchedOriginal(f, max)
 	if err != nil {
-		return fmt.Errorf("read uid %d: %w", f.UID, err)
+		return nil, fmt.Errorf("read uid %d: %w", f.UID, err)
 	}
-	defer raw.Close()
 	lim := ingest.DefaultLimits()
 	lim.MaxMessageBytes = max
 	m := ingest.Parse(raw.Reader(), lim)
@@ -137,22 +163,25 @@ func (p *Pipeline) Handle(ctx context.Context, f *ingest.Fetched) error {
 	if !truncated && f.UID != 0 {
 		ctx = withOrigin(ctx, f.Mailbox)
 	}
-	var mark *pendingMark
+	h := &handling{f: f, m: m, raw: raw, ref: ref, hasUID: hasUID}
 	if hasUID {
 		// The step that queues the message's mail marks it processed too.
-		mark = &pendingMark{ref: ref}
-		ctx = withPendingMark(ctx, mark)
+		h.mark = &pendingMark{ref: ref}
+		ctx = withPendingMark(ctx, h.mark)
 	}
-	out, err := p.process(withOrder(ctx, f), m, raw)
-	if err != nil {
+	h.ctx = withOrder(ctx, f)
+	return h, nil
+}
+
+// finish marks a handled message processed, unless the step that queued
+// its mail did, and reports its outcome.
+func (p *Pipeline) finish(h *handling, out Outcome) error {
+	if err := p.fault("before-mark", h.m); err != nil {
 		return err
 	}
-	if err := p.fault("before-mark", m); err != nil {
-		return err
-	}
-	if hasUID && !mark.done {
-		if err := p.Store.MarkProcessed(ctx, ref, out.Ticket.ID); err != nil {
-			return fmt.Errorf("mark uid %d processed: %w", f.UID, err)
+	if h.hasUID && !h.mark.done {
+		if err := p.Store.MarkProcessed(h.ctx, h.ref, out.Ticket.ID); err != nil {
+			return fmt.Errorf("mark uid %d processed: %w", h.f.UID, err)
 		}
 	}
 	p.outcome(out)
@@ -176,9 +205,13 @@ func (p *Pipeline) process(ctx context.Context, m *domain.Message, raw *Original
 	if err != nil {
 		return Outcome{}, err
 	}
-	log := p.Log.With("message_id", m.MessageID, "from", m.From.Addr, "contract", dec.Class.Contract)
+	return p.processDecided(ctx, dec, raw)
+}
+
+// processDecided is process once the message is classified.
+func (p *Pipeline) processDecided(ctx context.Context, dec Decision, raw *Original) (Outcome, error) {
+	m := dec.Msg
 	staff := dec.Class.AckReason == classify.ReasonStaff
-	automatic := m.Auto != domain.Human || dec.Class.AckReason == string(domain.Loop) || dec.Class.AckReason == string(domain.Self)
 	// Parsed and classified side by side with the sender's earlier mail;
 	// from here on in its order (OrderKeys), up to releaseOrder.
 	if err := takeTurn(ctx); err != nil {
@@ -188,28 +221,79 @@ func (p *Pipeline) process(ctx context.Context, m *domain.Message, raw *Original
 	if err != nil {
 		return Outcome{}, err
 	}
-	switch {
-	case automatic:
-		if found {
-			return p.recordAutomatic(ctx, dec, raw, t, signal, log)
-		}
+	log := p.messageLog(dec)
+	switch p.routeOf(dec, found) {
+	case routeRecordAutomatic:
+		return p.recordAutomatic(ctx, dec, raw, t, signal, log)
+	case routeAutomaticFiled:
 		log.Info("automatic mail filed without a ticket", "reason", dec.Class.AckReason, "evidence", m.AutoWhy)
 		return Outcome{Decision: dec, Action: "automatic"}, nil
-	case dec.Class.Drop:
+	case routeDropped:
 		log.Info("dropped by rule", "rules", dec.Class.Rules)
 		return Outcome{Decision: dec, Action: "dropped"}, nil
-	case staff:
+	case routeStaff:
 		return p.staffMail(ctx, dec, raw, t, found, signal, log)
-	case found:
+	case routeFollowUp:
 		return p.followUp(ctx, dec, raw, t, signal, log)
-	case p.repliesToOurAutomaticMail(m) && dec.Contract == nil:
+	case routeUnknownReply:
 		// A reply to our notice from someone we do not know: telling them
 		// again would start a loop with an autoresponder.
 		log.Info("reply to our automatic mail from an unknown sender: filed")
 		return Outcome{Decision: dec, Action: "automatic"}, nil
-	case dec.Contract == nil && p.Cfg.UnknownSenders != "ticket":
+	case routeUnknownSender:
 		return p.unknownSender(ctx, dec, raw, log)
 	}
+	return p.openTicket(ctx, p.openDecision(dec), raw, log)
+}
+
+func (p *Pipeline) messageLog(dec Decision) *slog.Logger {
+	return p.Log.With("message_id", dec.Msg.MessageID, "from", dec.Msg.From.Addr, "contract", dec.Class.Contract)
+}
+
+// route is what becomes of a classified message.
+type route int
+
+const (
+	routeOpen            route = iota // a new ticket
+	routeRecordAutomatic              // automatic mail noted on its ticket
+	routeAutomaticFiled               // automatic mail without a ticket: filed
+	routeDropped                      // dropped by a rule
+	routeStaff                        // staff mail: relayed, commands applied
+	routeFollowUp                     // a customer's reply to a ticket
+	routeUnknownReply                 // an unknown sender's reply to our automatic mail: filed
+	routeUnknownSender                // an unknown sender, told so (unknown_senders)
+)
+
+// routeOf says what becomes of a classified message; found tells whether
+// its thread names a ticket.
+func (p *Pipeline) routeOf(dec Decision, found bool) route {
+	m := dec.Msg
+	staff := dec.Class.AckReason == classify.ReasonStaff
+	automatic := m.Auto != domain.Human || dec.Class.AckReason == string(domain.Loop) || dec.Class.AckReason == string(domain.Self)
+	switch {
+	case automatic && found:
+		return routeRecordAutomatic
+	case automatic:
+		return routeAutomaticFiled
+	case dec.Class.Drop:
+		return routeDropped
+	case staff:
+		return routeStaff
+	case found:
+		return routeFollowUp
+	case p.repliesToOurAutomaticMail(m) && dec.Contract == nil:
+		return routeUnknownReply
+	case dec.Contract == nil && p.Cfg.UnknownSenders != "ticket":
+		return routeUnknownSender
+	}
+	return routeOpen
+}
+
+// openDecision is the decision of a message that opens a ticket, its
+// acknowledgement withheld from an address that cannot be written to and
+// from a reply to our own automatic mail.
+func (p *Pipeline) openDecision(dec Decision) Decision {
+	m := dec.Msg
 	if dec.Class.Ack && !notify.ValidAddress(m.From.Addr) {
 		dec.Class.Ack, dec.Class.AckReason = false, ReasonInvalidSender
 	}
@@ -218,7 +302,7 @@ func (p *Pipeline) process(ctx context.Context, m *domain.Message, raw *Original
 		// is gone) opens a ticket but is not acknowledged again.
 		dec.Class.Ack, dec.Class.AckReason = false, string(domain.Loop)
 	}
-	return p.openTicket(ctx, dec, raw, log)
+	return dec
 }
 
 func (p *Pipeline) openTicket(ctx context.Context, dec Decision, raw *Original, log *slog.Logger) (Outcome, error) {
@@ -228,6 +312,23 @@ func (p *Pipeline) openTicket(ctx context.Context, dec Decision, raw *Original, 
 // openTicketRef opens a ticket; refersTo names the earlier ticket it
 // continues ("" for none).
 func (p *Pipeline) openTicketRef(ctx context.Context, dec Decision, raw *Original, log *slog.Logger, refersTo string) (Outcome, error) {
+	m := dec.Msg
+	req := p.ticketRequest(dec, raw, refersTo)
+	if err := p.fault("before-create", m); err != nil {
+		return Outcome{}, err
+	}
+	var res store.TicketAckResult
+	res.Ticket, res.Created, res.Allowed, res.Err = p.Store.CreateTicketAck(ctx, req.Ticket, req.Ack)
+	out, ids, entries, err := p.opened(ctx, dec, raw, log, req, res)
+	if err != nil {
+		return Outcome{}, err
+	}
+	return out, p.queue(ctx, m, out.Ticket.ID, ids, entries)
+}
+
+// ticketRequest is what a new ticket asks of the store: the ticket, and the
+// sender's acknowledgement to count when it is to be acknowledged.
+func (p *Pipeline) ticketRequest(dec Decision, raw *Original, refersTo string) store.TicketAck {
 	m := dec.Msg
 	t := ticketFromDecision(p.Cfg, dec)
 	t.IMACDate, t.IMACQuotaUse, t.Billable = "", 0, false // reserved by the store
@@ -261,19 +362,24 @@ func (p *Pipeline) openTicketRef(ctx context.Context, dec Decision, raw *Origina
 		}
 		ack = &store.AckLimit{Sender: strings.ToLower(m.From.Addr), MsgKey: nt.DedupKey, At: m.Received, Limit: limit, Window: time.Hour}
 	}
-	if err := p.fault("before-create", m); err != nil {
-		return Outcome{}, err
+	return store.TicketAck{Ticket: nt, Ack: ack}
+}
+
+// opened carries on once the store answered req (res): it composes the
+// message's mail and lists what its commit stores (the Message-IDs that
+// thread to the ticket and the outgoing mail).
+func (p *Pipeline) opened(ctx context.Context, dec Decision, raw *Original, log *slog.Logger, req store.TicketAck, res store.TicketAckResult) (Outcome, []string, []store.OutboxEntry, error) {
+	m := dec.Msg
+	if res.Err != nil {
+		return Outcome{}, nil, nil, fmt.Errorf("create ticket: %w", res.Err)
 	}
-	ticket, created, allowed, err := p.Store.CreateTicketAck(ctx, nt, ack)
-	if err != nil {
-		return Outcome{}, fmt.Errorf("create ticket: %w", err)
-	}
+	ticket, created, allowed, ack := res.Ticket, res.Created, res.Allowed, req.Ack
 	// Numbered, its IMAC place reserved and its acknowledgement counted:
 	// what is left (composing and queueing this message's mail) need not
 	// hold back the sender's next message (OrderKeys).
 	releaseOrder(ctx)
 	if err := p.fault("after-create", m); err != nil {
-		return Outcome{}, err
+		return Outcome{}, nil, nil, err
 	}
 	log = log.With("ticket", ticket.ID)
 	if created {
@@ -318,7 +424,7 @@ func (p *Pipeline) openTicketRef(ctx context.Context, dec Decision, raw *Origina
 		ids = append(ids, msgID)
 		entries = append(entries, e)
 	}
-	return out, p.queue(ctx, m, ticket.ID, ids, entries)
+	return out, ids, entries, nil
 }
 
 // queue indexes the Message-IDs of a ticket, queues outgoing mail

@@ -43,11 +43,7 @@ func (s *Store) CommitMessage(ctx context.Context, c Commit, now time.Time) ([]b
 	if err != nil {
 		return nil, err
 	}
-	type call struct {
-		keys []string
-		args []any
-	}
-	calls := make([]call, len(c.Entries))
+	calls := make([]enqueueCall, len(c.Entries))
 	for i, e := range c.Entries {
 		if calls[i].keys, calls[i].args, err = s.enqueueArgs(ctx, e, now); err != nil {
 			return nil, err
@@ -77,47 +73,155 @@ func (s *Store) CommitMessage(ctx context.Context, c Commit, now time.Time) ([]b
 		}
 		return added, nil
 	}
-	var setnx []*redis.BoolCmd
-	scripts := make([]*redis.Cmd, len(calls))
-	var mark *redis.IntCmd
-	setnx = make([]*redis.BoolCmd, len(norm))
+	tx := &commitTx{c: c, norm: norm, calls: calls, added: added}
+	_, err = client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		tx.queue(ctx, s, p)
+		return nil
+	})
+	return tx.finish(err)
+}
+
+// enqueueCall is one Enqueue of a Commit: the script's keys and arguments.
+type enqueueCall struct {
+	keys []string
+	args []any
+}
+
+// commitTx is a Commit's part of a MULTI/EXEC transaction.
+type commitTx struct {
+	c     Commit
+	norm  []string
+	calls []enqueueCall
+	added []bool
+
+	setnx   []*redis.BoolCmd
+	scripts []*redis.Cmd
+	mark    *redis.IntCmd
+}
+
+// queue adds the commit's commands to the transaction p.
+func (tx *commitTx) queue(ctx context.Context, s *Store, p redis.Pipeliner) {
+	c := tx.c
+	tx.setnx = make([]*redis.BoolCmd, len(tx.norm))
+	tx.scripts = make([]*redis.Cmd, len(tx.calls))
+	for i, id := range tx.norm {
+		tx.setnx[i] = p.SetNX(ctx, s.k.messageID(id), c.TicketID, 0)
+	}
 	// EVAL, not EVALSHA: inside MULTI/EXEC a NOSCRIPT (Redis restarted, a
 	// Sentinel failover, SCRIPT FLUSH) fails only that command while EXEC
 	// applies the others, the processed marker included; a message would
 	// then count as processed with its mail never queued. Redis still
 	// compiles the script once and caches it; the cost is the script's
 	// text (about 1 KB) per entry.
-	_, err = client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		for i, id := range norm {
-			setnx[i] = p.SetNX(ctx, s.k.messageID(id), c.TicketID, 0)
+	for i, cl := range tx.calls {
+		tx.scripts[i] = enqueueScript.Eval(ctx, p, cl.keys, cl.args...)
+	}
+	if ref := c.Processed; ref != nil {
+		tx.mark = p.HSet(ctx, s.k.processed(ref.Mailbox, ref.UIDValidity), strconv.FormatUint(uint64(ref.UID), 10), c.TicketID)
+	}
+}
+
+// finish reads the answers of the commit's commands; err is the
+// transaction's.
+func (tx *commitTx) finish(err error) ([]bool, error) {
+	c := tx.c
+	for i, cmd := range tx.setnx {
+		if cerr := cmd.Err(); cerr != nil {
+			return nil, fmt.Errorf("index message id %s of ticket %s: %w", tx.norm[i], c.TicketID, cerr)
 		}
-		for i, cl := range calls {
-			scripts[i] = enqueueScript.Eval(ctx, p, cl.keys, cl.args...)
+	}
+	for i, cmd := range tx.scripts {
+		n, cerr := cmd.Int()
+		if cerr != nil {
+			return tx.added, fmt.Errorf("enqueue mail %s: %w", c.Entries[i].Key, cerr)
 		}
-		if ref := c.Processed; ref != nil {
-			mark = p.HSet(ctx, s.k.processed(ref.Mailbox, ref.UIDValidity), strconv.FormatUint(uint64(ref.UID), 10), c.TicketID)
+		tx.added[i] = n == 1
+	}
+	if tx.mark != nil && tx.mark.Err() != nil {
+		return tx.added, fmt.Errorf("mark %s processed: %w", c.Processed, tx.mark.Err())
+	}
+	if err != nil {
+		return tx.added, fmt.Errorf("store mail of ticket %q: %w", c.TicketID, err)
+	}
+	return tx.added, nil
+}
+
+// CommitMessages is CommitMessage for each commit, in order. On one Redis
+// server it is one MULTI/EXEC transaction for all of them: each commit is
+// stored whole, after the ones before it, or, when the transaction fails,
+// none is. On a Redis Cluster each is a CommitMessage of its own. added[i]
+// and errs[i] are CommitMessage's answers for cs[i].
+func (s *Store) CommitMessages(ctx context.Context, cs []Commit, now time.Time) (added [][]bool, errs []error) {
+	added, errs = make([][]bool, len(cs)), make([]error, len(cs))
+	client, single := s.rdb.(*redis.Client)
+	if !single || len(cs) < 2 {
+		for i, c := range cs {
+			added[i], errs[i] = s.CommitMessage(ctx, c, now)
+		}
+		return added, errs
+	}
+	txs := make([]*commitTx, len(cs))
+	n := 0
+	for i, c := range cs {
+		norm, err := normalizeIDs(c.TicketID, c.IDs)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		tx := &commitTx{c: c, norm: norm, calls: make([]enqueueCall, len(c.Entries)), added: make([]bool, len(c.Entries))}
+		for j, e := range c.Entries {
+			if tx.calls[j].keys, tx.calls[j].args, err = s.enqueueArgs(ctx, e, now); err != nil {
+				break
+			}
+		}
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		txs[i] = tx
+		n++
+	}
+	if n == 0 {
+		return added, errs
+	}
+	_, err := client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for _, tx := range txs {
+			if tx != nil {
+				tx.queue(ctx, s, p)
+			}
 		}
 		return nil
 	})
-	for i, cmd := range setnx {
-		if cerr := cmd.Err(); cerr != nil {
-			return nil, fmt.Errorf("index message id %s of ticket %s: %w", norm[i], c.TicketID, cerr)
+	// EXEC's error is a command's (each commit then answers for its own
+	// commands: one failed command does not undo the others), or the
+	// transaction's, which every commit shares.
+	for _, tx := range txs {
+		if tx != nil && tx.failed() {
+			err = nil
+			break
 		}
 	}
-	for i, cmd := range scripts {
-		n, cerr := cmd.Int()
-		if cerr != nil {
-			return added, fmt.Errorf("enqueue mail %s: %w", c.Entries[i].Key, cerr)
+	for i, tx := range txs {
+		if tx != nil {
+			added[i], errs[i] = tx.finish(err)
 		}
-		added[i] = n == 1
 	}
-	if mark != nil && mark.Err() != nil {
-		return added, fmt.Errorf("mark %s processed: %w", c.Processed, mark.Err())
+	return added, errs
+}
+
+// failed reports whether one of the commit's commands failed.
+func (tx *commitTx) failed() bool {
+	for _, c := range tx.setnx {
+		if c.Err() != nil {
+			return true
+		}
 	}
-	if err != nil {
-		return added, fmt.Errorf("store mail of ticket %q: %w", c.TicketID, err)
+	for _, c := range tx.scripts {
+		if c.Err() != nil {
+			return true
+		}
 	}
-	return added, nil
+	return tx.mark != nil && tx.mark.Err() != nil
 }
 
 // normalizeIDs normalizes ids and drops the empty ones; ticketID must be

@@ -128,6 +128,104 @@ type AckLimit struct {
 // answer (false without ack), and is counted even when the ticket is not
 // created: asking again for the same message gives the same answer.
 func (s *Store) CreateTicketAck(ctx context.Context, nt NewTicket, ack *AckLimit) (t domain.Ticket, created, allowed bool, err error) {
+	r := s.CreateTicketAcks(ctx, []TicketAck{{Ticket: nt, Ack: ack}})[0]
+	return r.Ticket, r.Created, r.Allowed, r.Err
+}
+
+// TicketAck is one request of CreateTicketAcks: a ticket to create and,
+// with Ack, the sender's acknowledgement to count.
+type TicketAck struct {
+	Ticket NewTicket
+	Ack    *AckLimit
+}
+
+// TicketAckResult is what CreateTicketAck returns for one TicketAck.
+type TicketAckResult struct {
+	Ticket           domain.Ticket
+	Created, Allowed bool
+	Err              error
+}
+
+// CreateTicketAcks is CreateTicketAck for each request, in order, in one
+// round trip for all of them (once their prefixes are known to belong to
+// their contracts, as in CreateTicketAck): Redis runs the requests'
+// scripts one after another as listed, so tickets are numbered, IMAC
+// places reserved and acknowledgements counted in the order of reqs, as
+// if each were created alone in turn. A request that fails (an invalid
+// one, a script error) fails alone; an error of the connection fails
+// every request it left without an answer.
+func (s *Store) CreateTicketAcks(ctx context.Context, reqs []TicketAck) []TicketAckResult {
+	out := make([]TicketAckResult, len(reqs))
+	preps := make([]*createPrep, len(reqs))
+	n := 0
+	for i, r := range reqs {
+		if preps[i], out[i].Err = s.prepareCreate(ctx, r.Ticket, r.Ack); preps[i] != nil {
+			n++
+		}
+	}
+	if n == 0 {
+		return out
+	}
+	// One pipeline of EVALSHAs. A script Redis does not have (NOSCRIPT:
+	// it restarted) ran nothing, and is run again with EVAL, which loads it.
+	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, pr := range preps {
+			if pr == nil {
+				continue
+			}
+			for _, c := range pr.calls() {
+				c.cmd = c.script.EvalSha(ctx, p, c.keys, c.args...)
+			}
+		}
+		return nil
+	})
+	for i, pr := range preps {
+		if pr == nil {
+			continue
+		}
+		for _, c := range pr.calls() {
+			if redis.HasErrorPrefix(c.cmd.Err(), "NOSCRIPT") {
+				c.cmd = c.script.Eval(ctx, s.rdb, c.keys, c.args...)
+			}
+		}
+		out[i] = s.finishCreate(pr)
+	}
+	return out
+}
+
+// scriptCall is one script of a pipeline and its answer.
+type scriptCall struct {
+	script *redis.Script
+	keys   []string
+	args   []any
+	cmd    *redis.Cmd
+}
+
+// createPrep is a validated CreateTicketAck request: its scripts (the
+// prefix's claim, the creation, the rate limit) and what reading their
+// answers needs.
+type createPrep struct {
+	nt                   NewTicket
+	ack                  *AckLimit
+	prefix, contract     string
+	owner                []byte
+	claim, create, limit *scriptCall
+}
+
+func (pr *createPrep) calls() []*scriptCall {
+	cs := make([]*scriptCall, 0, 3)
+	for _, c := range []*scriptCall{pr.claim, pr.create, pr.limit} {
+		if c != nil {
+			cs = append(cs, c)
+		}
+	}
+	return cs
+}
+
+// prepareCreate validates a CreateTicketAck request, claims its prefix
+// first when this Store has not seen it claimed (a round trip of its own),
+// and builds its scripts.
+func (s *Store) prepareCreate(ctx context.Context, nt NewTicket, ack *AckLimit) (*createPrep, error) {
 	contract := nt.Ticket.Contract
 	prefix := nt.Prefix
 	if prefix == "" && contract == "" {
@@ -135,22 +233,22 @@ func (s *Store) CreateTicketAck(ctx context.Context, nt NewTicket, ack *AckLimit
 	}
 	switch {
 	case contract == unknownContract:
-		return t, false, false, fmt.Errorf("create ticket: contract id %q is reserved", contract)
+		return nil, fmt.Errorf("create ticket: contract id %q is reserved", contract)
 	case !ValidPrefix(prefix):
-		return t, false, false, fmt.Errorf("create ticket: invalid ticket prefix %q", prefix)
+		return nil, fmt.Errorf("create ticket: invalid ticket prefix %q", prefix)
 	case nt.DedupKey == "":
-		return t, false, false, errors.New("create ticket: empty dedup key")
+		return nil, errors.New("create ticket: empty dedup key")
 	case ack != nil && (ack.Limit <= 0 || ack.Window < time.Millisecond || ack.MsgKey == ""):
-		return t, false, false, fmt.Errorf("rate limit %s: invalid limit %d, window %v or empty message key", ack.Sender, ack.Limit, ack.Window)
+		return nil, fmt.Errorf("rate limit %s: invalid limit %d, window %v or empty message key", ack.Sender, ack.Limit, ack.Window)
 	}
 	for _, tm := range nt.Timers {
 		if !validKind(tm.Kind) || tm.Due.IsZero() {
-			return t, false, false, fmt.Errorf("create ticket: invalid timer %q at %v", tm.Kind, tm.Due)
+			return nil, fmt.Errorf("create ticket: invalid timer %q at %v", tm.Kind, tm.Due)
 		}
 	}
 	if nt.IMAC != nil {
 		if err := nt.IMAC.validate(); err != nil {
-			return t, false, false, fmt.Errorf("create ticket: %w", err)
+			return nil, fmt.Errorf("create ticket: %w", err)
 		}
 	}
 	// A prefix this Store has not seen claimed by the contract is claimed
@@ -158,7 +256,7 @@ func (s *Store) CreateTicketAck(ctx context.Context, nt NewTicket, ack *AckLimit
 	known := s.knownOwner(prefix, contract)
 	if !known {
 		if err := s.claimPrefix(ctx, prefix, contract); err != nil {
-			return t, false, false, fmt.Errorf("create ticket: %w", err)
+			return nil, fmt.Errorf("create ticket: %w", err)
 		}
 	}
 
@@ -169,11 +267,11 @@ func (s *Store) CreateTicketAck(ctx context.Context, nt NewTicket, ack *AckLimit
 	}
 	body, err := jsonMembers(tk, "id")
 	if err != nil {
-		return t, false, false, fmt.Errorf("create ticket: %w", err)
+		return nil, fmt.Errorf("create ticket: %w", err)
 	}
 	ev, err := json.Marshal(nt.Event)
 	if err != nil {
-		return t, false, false, fmt.Errorf("create ticket: encode event: %w", err)
+		return nil, fmt.Errorf("create ticket: encode event: %w", err)
 	}
 
 	reserve := ""
@@ -188,78 +286,62 @@ func (s *Store) CreateTicketAck(ctx context.Context, nt NewTicket, ack *AckLimit
 	args = appendCandidates(args, nt.IMAC)
 	k := []string{s.k.seq(contract), s.k.tickets(contract), s.k.events(contract), s.k.dedup(contract), s.k.timers(contract), s.k.imac(contract)}
 
-	// One pipeline of EVALSHAs. A script Redis does not have (NOSCRIPT:
-	// it restarted) ran nothing, and is run again with EVAL, which loads it.
-	type call struct {
-		script *redis.Script
-		keys   []string
-		args   []any
-		cmd    *redis.Cmd
-	}
-	var claim, create, limit *call
-	var owner []byte
+	pr := &createPrep{nt: nt, ack: ack, prefix: prefix, contract: contract}
 	if known {
 		var up string
-		if up, owner, err = prefixClaim(prefix, contract); err != nil {
-			return t, false, false, err
+		if up, pr.owner, err = prefixClaim(prefix, contract); err != nil {
+			return nil, err
 		}
-		claim = &call{script: claimPrefixScript, keys: []string{s.k.prefixes()}, args: []any{up, owner}}
+		pr.claim = &scriptCall{script: claimPrefixScript, keys: []string{s.k.prefixes()}, args: []any{up, pr.owner}}
 	}
-	create = &call{script: createScript, keys: k, args: args}
+	pr.create = &scriptCall{script: createScript, keys: k, args: args}
 	if ack != nil {
-		limit = &call{script: allowAckScript, keys: []string{s.k.rateLimit(ack.Sender)},
+		pr.limit = &scriptCall{script: allowAckScript, keys: []string{s.k.rateLimit(ack.Sender)},
 			args: []any{ms(ack.At), ack.Window.Milliseconds(), ack.Limit, ack.MsgKey}}
 	}
-	calls := []*call{claim, create, limit}
-	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, c := range calls {
-			if c != nil {
-				c.cmd = c.script.EvalSha(ctx, p, c.keys, c.args...)
-			}
-		}
-		return nil
-	})
-	for _, c := range calls {
-		if c != nil && redis.HasErrorPrefix(c.cmd.Err(), "NOSCRIPT") {
-			c.cmd = c.script.Eval(ctx, s.rdb, c.keys, c.args...)
-		}
-	}
+	return pr, nil
+}
 
-	if claim != nil {
-		raw, err := claim.cmd.Text()
+// finishCreate reads the answers of a request's scripts.
+func (s *Store) finishCreate(pr *createPrep) (r TicketAckResult) {
+	fail := func(err error) TicketAckResult { return TicketAckResult{Err: err} }
+	prefix, contract, nt, ack := pr.prefix, pr.contract, pr.nt, pr.ack
+	if pr.claim != nil {
+		raw, err := pr.claim.cmd.Text()
 		if err != nil {
-			return t, false, false, fmt.Errorf("create ticket: record ticket prefix %s: %w", prefix, err)
+			return fail(fmt.Errorf("create ticket: record ticket prefix %s: %w", prefix, err))
 		}
-		if err := s.claimed(prefix, contract, owner, raw); err != nil {
+		if err := s.claimed(prefix, contract, pr.owner, raw); err != nil {
 			// Redis lost the record and another contract claimed the
 			// prefix since: this ticket is stored, but nothing more will be.
-			return t, false, false, fmt.Errorf("create ticket: %w", err)
+			return fail(fmt.Errorf("create ticket: %w", err))
 		}
 	}
-	res, err := create.cmd.StringSlice()
+	res, err := pr.create.cmd.StringSlice()
 	if err != nil {
 		if strings.Contains(err.Error(), "no imac slot") {
-			return t, false, false, fmt.Errorf("create ticket: %w: %w", ErrNoIMACSlot, err)
+			return fail(fmt.Errorf("create ticket: %w: %w", ErrNoIMACSlot, err))
 		}
-		return t, false, false, fmt.Errorf("create ticket for contract %q: %w", contract, err)
+		return fail(fmt.Errorf("create ticket for contract %q: %w", contract, err))
 	}
 	if len(res) != 3 {
-		return t, false, false, fmt.Errorf("create ticket: unexpected script reply %q", res)
+		return fail(fmt.Errorf("create ticket: unexpected script reply %q", res))
 	}
 	if res[2] == "" {
-		return t, false, false, fmt.Errorf("create ticket: dedup key %q names missing ticket %s", nt.DedupKey, res[1])
+		return fail(fmt.Errorf("create ticket: dedup key %q names missing ticket %s", nt.DedupKey, res[1]))
 	}
-	if err := json.Unmarshal([]byte(res[2]), &t); err != nil {
-		return t, false, false, fmt.Errorf("decode ticket %s: %w", res[1], err)
+	if err := json.Unmarshal([]byte(res[2]), &r.Ticket); err != nil {
+		return fail(fmt.Errorf("decode ticket %s: %w", res[1], err))
 	}
-	if limit != nil {
-		n, err := limit.cmd.Int()
+	if pr.limit != nil {
+		n, err := pr.limit.cmd.Int()
 		if err != nil {
-			return t, false, false, fmt.Errorf("rate limit %s: %w", ack.Sender, err)
+			return fail(fmt.Errorf("rate limit %s: %w", ack.Sender, err))
 		}
-		allowed = n == 1
+		r.Allowed = n == 1
 	}
-	return t, res[0] == "1", allowed, nil
+	r.Created = res[0] == "1"
+	return r
 }
 
 func clearIMAC(t *domain.Ticket) {

@@ -1,0 +1,189 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+// imapBatchIDs returns the test ids of a batch's messages.
+func imapBatchIDs(fs []*Fetched) []string {
+	ids := make([]string, len(fs))
+	for i, f := range fs {
+		ids[i] = string(imapTestIDRE.FindSubmatch(f.Raw)[1])
+	}
+	return ids
+}
+
+// TestIMAPSourceBatchShutdown stops a source while a batch of 16 messages
+// is in hand and the next batch, which shares its key, waits for it: the
+// batch in hand finishes, the waiting one is left untouched (no attempt,
+// no handler error), and the next run handles it once.
+func TestIMAPSourceBatchShutdown(t *testing.T) {
+	ts := newIMAPTestServer(t, imapServerOpts{caps: imapCapsRev2})
+	const n = 20
+	for i := 1; i <= n; i++ {
+		ts.appendMsg("INBOX", imapGroupMessage(fmt.Sprintf("s%02d", i), "one", 500, ""), time.Now())
+	}
+	keys := func(raw []byte) []OrderKey { return orderKeys("one") }
+	entered := make(chan []string, 4)
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var handled []string
+	bh := func(ctx context.Context, fs []*Fetched) []error {
+		ids := imapBatchIDs(fs)
+		entered <- ids
+		<-release
+		errs := make([]error, len(fs))
+		if ctx.Err() != nil {
+			for i := range errs {
+				errs[i] = ctx.Err() // a batch that has begun must not be cancelled
+			}
+			return errs
+		}
+		mu.Lock()
+		handled = append(handled, ids...)
+		mu.Unlock()
+		return errs
+	}
+	h := func(ctx context.Context, f *Fetched) error {
+		t.Errorf("uid %d handled alone", f.UID)
+		return nil
+	}
+	src := NewSource(imapTestConfig(ts), newIMAPCheckpoints(), imapTestLog(t), WithConcurrency(4, keys))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.RunBatches(ctx, h, bh) }()
+	select {
+	case ids := <-entered:
+		if len(ids) != 16 || ids[0] != "s01" || ids[15] != "s16" {
+			t.Fatalf("first batch %v, want s01..s16", ids)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no batch started")
+	}
+	// Let the source read the next batch (it waits for the first, which
+	// shares its key) while the first is in hand.
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	time.Sleep(50 * time.Millisecond)
+	close(release)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	mu.Lock()
+	if len(handled) != 16 {
+		t.Errorf("handled %v, want the first batch (finished although shutdown began)", handled)
+	}
+	mu.Unlock()
+	if k := len(entered); k != 0 {
+		t.Errorf("%d more batches began after shutdown", k)
+	}
+	if st := src.Stats(); st.HandlerErrors != 0 {
+		t.Errorf("stats %+v: want no handler errors", st)
+	}
+
+	// The next run handles the rest once.
+	src2 := NewSource(imapTestConfig(ts), newIMAPCheckpoints(), imapTestLog(t), WithConcurrency(4, keys))
+	var mu2 sync.Mutex
+	seen := map[string]int{}
+	count := func(ids ...string) {
+		mu2.Lock()
+		defer mu2.Unlock()
+		for _, id := range ids {
+			seen[id]++
+		}
+	}
+	stop := imapRunSourceBatches(t, src2, func(ctx context.Context, f *Fetched) error {
+		count(imapBatchIDs([]*Fetched{f})...)
+		return nil
+	}, func(ctx context.Context, fs []*Fetched) []error {
+		count(imapBatchIDs(fs)...)
+		return make([]error, len(fs))
+	})
+	imapWaitFor(t, 10*time.Second, "INBOX empty", func() bool { return ts.count("INBOX") == 0 })
+	stop()
+	mu2.Lock()
+	defer mu2.Unlock()
+	for i := 1; i <= n; i++ {
+		// The first batch was handled, and its moves may have been left to
+		// this run, which knows nothing of that run (the processed markers
+		// of a real handler make a second call a no-op): at most once.
+		id := fmt.Sprintf("s%02d", i)
+		if i > 16 && seen[id] != 1 || seen[id] > 1 {
+			t.Errorf("%s handled %d times by the next run, want once (at most once for the first batch)", id, seen[id])
+		}
+	}
+}
+
+// TestIMAPSourceBatchFailures: a batch handler's error fails only its
+// message, which is retried; a panic, or an answer of the wrong length,
+// fails every message of the batch, and they are retried too. Nothing is
+// lost and nothing is moved unhandled.
+func TestIMAPSourceBatchFailures(t *testing.T) {
+	for _, mode := range []string{"one error", "panic", "short answer"} {
+		t.Run(mode, func(t *testing.T) {
+			ts := newIMAPTestServer(t, imapServerOpts{caps: imapCapsRev2})
+			const n = 10
+			for i := 1; i <= n; i++ {
+				ts.appendMsg("INBOX", imapGroupMessage(fmt.Sprintf("f%02d", i), fmt.Sprintf("g%d", i%3), 500, ""), time.Now())
+			}
+			keys := func(raw []byte) []OrderKey {
+				return orderKeys(string(imapTestGroupRE.FindSubmatch(raw)[1]))
+			}
+			var mu sync.Mutex
+			calls := map[string]int{}
+			ok := map[string]int{}
+			first := true
+			handle := func(fs []*Fetched) []error {
+				mu.Lock()
+				defer mu.Unlock()
+				errs := make([]error, len(fs))
+				failing := first
+				first = false
+				for i, id := range imapBatchIDs(fs) {
+					calls[id]++
+					switch {
+					case failing && mode == "panic":
+						panic("batch handler bug")
+					case failing && mode == "short answer":
+						return errs[:len(errs)-1]
+					case failing && id == "f03":
+						errs[i] = fmt.Errorf("store unavailable for %s", id)
+					default:
+						ok[id]++
+					}
+				}
+				return errs
+			}
+			src := NewSource(imapTestConfig(ts), newIMAPCheckpoints(), imapTestLog(t), WithConcurrency(4, keys))
+			stop := imapRunSourceBatches(t, src, func(ctx context.Context, f *Fetched) error {
+				return handle([]*Fetched{f})[0]
+			}, func(ctx context.Context, fs []*Fetched) []error { return handle(fs) })
+			imapWaitFor(t, 10*time.Second, "all handled", func() bool { return src.Stats().Handled == n })
+			stop()
+			if got := ts.count("INBOX"); got != 0 {
+				t.Errorf("INBOX has %d messages left", got)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for i := 1; i <= n; i++ {
+				id := fmt.Sprintf("f%02d", i)
+				if ok[id] != 1 {
+					t.Errorf("%s handled successfully %d times, want 1 (calls %d)", id, ok[id], calls[id])
+				}
+			}
+			wantErrs := uint64(1)
+			if mode != "one error" {
+				wantErrs = n
+			}
+			if st := src.Stats(); st.HandlerErrors != wantErrs || st.Handled != n {
+				t.Errorf("stats %+v: want %d handler errors and %d handled", st, wantErrs, n)
+			}
+		})
+	}
+}
