@@ -527,10 +527,11 @@ func (s *Source) Run(ctx context.Context, h Handler) error {
 // BatchHandler handles several messages of the folder at once, read whole
 // (Fetched.Raw), in arrival (UID) order, and returns one error per message,
 // each as a Handler's. It must give every message the outcome it would
-// have had handled alone after the ones before it: the source orders the
-// batch as a whole after every earlier message that shares an ordering key
-// with any of its messages (WithConcurrency), and the Fetched have no Turn
-// or Release.
+// have had handled alone after the ones before it. The source orders the
+// batch as a whole: it begins once every earlier message is done with its
+// ordered work (WithConcurrency), every later one waits until it is done,
+// and its Fetched have no Turn or Release (nor are their ordering keys
+// computed).
 type BatchHandler func(ctx context.Context, fs []*Fetched) []error
 
 // RunBatches is Run, with bh (when not nil, and handlers overlap:

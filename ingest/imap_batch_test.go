@@ -187,3 +187,40 @@ func TestIMAPSourceBatchFailures(t *testing.T) {
 		})
 	}
 }
+
+// TestIMAPSourceBatchBarrier: a message handled alone after a batch (the
+// 17th of a backlog, read in a group of its own) waits until the batch is
+// done, although its ordering keys were never compared with the batch's.
+func TestIMAPSourceBatchBarrier(t *testing.T) {
+	ts := newIMAPTestServer(t, imapServerOpts{caps: imapCapsRev2})
+	const n = 17
+	for i := 1; i <= n; i++ {
+		ts.appendMsg("INBOX", imapGroupMessage(fmt.Sprintf("b%02d", i), "one", 500, ""), time.Now())
+	}
+	keys := func(raw []byte) []OrderKey { return orderKeys("one") }
+	var mu sync.Mutex
+	var events []string
+	note := func(s string) {
+		mu.Lock()
+		events = append(events, s)
+		mu.Unlock()
+	}
+	src := NewSource(imapTestConfig(ts), newIMAPCheckpoints(), imapTestLog(t), WithConcurrency(4, keys))
+	stop := imapRunSourceBatches(t, src, func(ctx context.Context, f *Fetched) error {
+		note("alone " + imapBatchIDs([]*Fetched{f})[0])
+		return nil
+	}, func(ctx context.Context, fs []*Fetched) []error {
+		note(fmt.Sprintf("batch of %d begins", len(fs)))
+		time.Sleep(150 * time.Millisecond)
+		note(fmt.Sprintf("batch of %d ends", len(fs)))
+		return make([]error, len(fs))
+	})
+	imapWaitFor(t, 10*time.Second, "all handled", func() bool { return src.Stats().Handled == n })
+	stop()
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{"batch of 16 begins", "batch of 16 ends", "alone b17"}
+	if fmt.Sprint(events) != fmt.Sprint(want) {
+		t.Errorf("events %q, want %q", events, want)
+	}
+}

@@ -39,6 +39,9 @@ type imapRunner struct {
 	// connErr is set once the connection failed: jobs still finishing are
 	// then only recorded (handled: the move is left for the next session).
 	connErr error
+	// barrier is the last batch handed to the batch handler (startBatch):
+	// every message started after it waits until it is done.
+	barrier *orderHold
 	// moves are handled messages waiting to be moved together (servers with
 	// MOVE): one UID MOVE per imapMoveBatch messages or per batch of the
 	// pass, not one round trip per message.
@@ -191,8 +194,10 @@ func (r *imapRunner) submitBatches(ctx context.Context, ms []imapMeta, bodies ma
 }
 
 // startBatch starts the batch handler on jobs (messages read whole, in UID
-// order) once every earlier message that shares an ordering key with any
-// of them is done. The batch holds all its keys until it is done.
+// order) once every earlier message is done with its ordered work, and
+// every later message waits until the batch is done (r.barrier): a batch
+// is ordered as a whole, so its messages' ordering keys are never
+// computed (the header parse they take is saved).
 func (r *imapRunner) startBatch(ctx context.Context, jobs []imapJob) error {
 	for r.inflight > 0 && r.inflight+len(jobs) > r.max {
 		if err := r.settle(ctx, <-r.results); err != nil {
@@ -200,34 +205,20 @@ func (r *imapRunner) startBatch(ctx context.Context, jobs []imapJob) error {
 		}
 	}
 	var before []orderHold
-	seen := map[string]bool{}
+	seen := map[chan struct{}]bool{}
+	for _, h := range r.last {
+		if !seen[h.ch] {
+			seen[h.ch] = true
+			before = append(before, h)
+		}
+	}
+	if r.barrier != nil {
+		before = append(before, *r.barrier)
+	}
+	clear(r.last)
 	done := make(chan struct{})
 	broken := new(atomic.Bool)
-	for _, j := range jobs {
-		keys, ok := r.keys(j.body, j.k)
-		if !ok {
-			// Ordered after everything before it, and everything after it
-			// waits for it: handled alone.
-			for _, j := range jobs {
-				if err := r.start(ctx, j.m, j.k, j.body); err != nil {
-					return err
-				}
-			}
-			return nil
-		}
-		for _, key := range keys {
-			if seen[key.Name] {
-				continue
-			}
-			seen[key.Name] = true
-			if h, ok := r.last[key.Name]; ok {
-				before = append(before, h)
-			}
-		}
-	}
-	for name := range seen {
-		r.last[name] = orderHold{done, broken}
-	}
+	r.barrier = &orderHold{done, broken}
 	r.inflight += len(jobs)
 	bh := r.ss.s.batchHandler
 	r.ss.s.pool.Go(func() {
@@ -320,6 +311,9 @@ func (r *imapRunner) start(ctx context.Context, m imapMeta, k imapMsgKey, body [
 	done, released := make(chan struct{}), make(chan struct{})
 	broken := new(atomic.Bool)
 	var before, atTurn []orderHold
+	if r.barrier != nil {
+		before = append(before, *r.barrier)
+	}
 	for _, key := range merged {
 		if h, ok := r.last[key.Name]; ok {
 			if key.AtTurn {
@@ -510,6 +504,7 @@ func (r *imapRunner) wait(ctx context.Context) error {
 		}
 	}
 	clear(r.last)
+	r.barrier = nil
 	if err := r.flushMoves(ctx); err != nil && first == nil {
 		first = err
 	}

@@ -455,16 +455,22 @@ func mailContentFields(h textproto.Header) [][]byte {
 // mailIsCRLF reports whether every line ending in b is CRLF (no bare LF or
 // CR).
 func mailIsCRLF(b []byte) bool {
-	for {
-		i := bytes.IndexAny(b, "\r\n")
+	// Every LF follows a CR, and there are as many CRs as LFs: no bare CR.
+	// (IndexByte and Count are vectorized; IndexAny per line was a tenth of
+	// composing a forward.)
+	lfs := 0
+	for rest, at := b, 0; ; {
+		i := bytes.IndexByte(rest, '\n')
 		if i < 0 {
-			return true
+			break
 		}
-		if b[i] == '\n' || i+1 == len(b) || b[i+1] != '\n' {
+		if at+i == 0 || b[at+i-1] != '\r' {
 			return false
 		}
-		b = b[i+2:]
+		lfs++
+		rest, at = rest[i+1:], at+i+1
 	}
+	return bytes.Count(b, []byte{'\r'}) == lfs
 }
 
 // mailOriginal is a customer's message split for forwarding: the Content-*
