@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -87,8 +88,12 @@ func (o *OutboxSender) init() {
 		if o.Batch <= 0 {
 			// Claim no more than can be sent at once: entries waiting
 			// behind slow sends would otherwise outlive their lease and be
-			// claimed (and sent) by another instance too.
+			// claimed (and sent) by another instance too. A Sender that
+			// pipelines sends a group in one write (sendGroups).
 			o.Batch = o.Workers
+			if _, ok := o.Sender.(manySender); ok {
+				o.Batch = o.Workers * outboxPipelined
+			}
 		}
 		if o.Idle <= 0 {
 			o.Idle = time.Second
@@ -182,7 +187,8 @@ func (o *OutboxSender) drain(ctx context.Context, carry []pendingAck) (int, []pe
 	}
 	sem := make(chan struct{}, o.Workers)
 	var wg sync.WaitGroup
-	for i, e := range entries {
+	groups := o.sendGroups(entries)
+	for i, group := range groups {
 		if ctx.Err() == nil {
 			select {
 			case sem <- struct{}{}:
@@ -190,8 +196,9 @@ func (o *OutboxSender) drain(ctx context.Context, carry []pendingAck) (int, []pe
 			}
 		}
 		if ctx.Err() != nil { // shutting down: start no new send
-			o.giveBack(ctx, entries[i:])
-			for _, e := range entries[i:] {
+			rest := slices.Concat(groups[i:]...)
+			o.giveBack(ctx, rest)
+			for _, e := range rest {
 				hb.done(e.Key)
 			}
 			break
@@ -199,8 +206,10 @@ func (o *OutboxSender) drain(ctx context.Context, carry []pendingAck) (int, []pe
 		wg.Add(1)
 		o.pool.Go(func() {
 			defer func() { <-sem; wg.Done() }()
-			if !o.sendOne(ctx, e, acks) {
-				hb.done(e.Key)
+			for k, err := range o.send(ctx, group) {
+				if !o.record(ctx, group[k], err, acks) {
+					hb.done(group[k].Key)
+				}
 			}
 		})
 	}
@@ -347,22 +356,77 @@ func (o *OutboxSender) giveBack(ctx context.Context, entries []store.OutboxEntry
 	}
 }
 
-// sendOne sends e and records the result: a failure is rescheduled (or,
-// permanent and out of attempts, dropped); a success or a drop is
-// acknowledged, at once, or, with acks, added to the batch's
-// acknowledgement (sendOne then reports true).
+// sendOne sends e alone and records the result (record).
 func (o *OutboxSender) sendOne(ctx context.Context, e store.OutboxEntry, acks *ackBatch) (deferred bool) {
+	return o.record(ctx, e, o.send(ctx, []store.OutboxEntry{e})[0], acks)
+}
+
+// manySender delivers several messages on one session (implemented by
+// *notify.Sender).
+type manySender interface {
+	SendMany(ctx context.Context, msgs []notify.Outgoing) []error
+}
+
+// outboxPipelined is the most mail one session is given at a time
+// (manySender): the transactions go out in one write.
+const outboxPipelined = 8
+
+// sendGroups splits a claimed batch into what one send takes: a group of
+// inline mail for one session when the Sender pipelines (manySender), at
+// most outboxPipelined each and spread over the Workers; otherwise, and
+// for mail composed from its original (Ref), one entry each.
+func (o *OutboxSender) sendGroups(entries []store.OutboxEntry) [][]store.OutboxEntry {
+	var groups [][]store.OutboxEntry
+	var inline []store.OutboxEntry
+	_, many := o.Sender.(manySender)
+	for _, e := range entries {
+		if many && !(e.Ref != nil && len(e.Recipe) > 0) {
+			inline = append(inline, e)
+			continue
+		}
+		groups = append(groups, []store.OutboxEntry{e})
+	}
+	if len(inline) == 0 {
+		return groups
+	}
+	size := min(outboxPipelined, (len(inline)+o.Workers-1)/o.Workers)
+	for g := range slices.Chunk(inline, size) {
+		groups = append(groups, g)
+	}
+	return groups
+}
+
+// send sends entries (a group of sendGroups) and returns each one's error.
+// A send that has begun is finished even when shutdown begins (the sender
+// bounds it with its own timeout): cut short, the relay may already hold
+// the message, which the next instance would send again.
+func (o *OutboxSender) send(ctx context.Context, entries []store.OutboxEntry) []error {
+	ctx = context.WithoutCancel(ctx)
+	if ms, ok := o.Sender.(manySender); ok && len(entries) > 1 {
+		msgs := make([]notify.Outgoing, len(entries))
+		for i, e := range entries {
+			msgs[i] = notify.Outgoing{Env: notify.Envelope{From: e.From, To: e.To}, Raw: e.Raw}
+		}
+		return ms.SendMany(ctx, msgs)
+	}
+	errs := make([]error, len(entries))
+	for i, e := range entries {
+		if e.Ref != nil && len(e.Recipe) > 0 {
+			errs[i] = o.sendByReference(ctx, e)
+		} else {
+			errs[i] = o.Sender.Send(ctx, notify.Envelope{From: e.From, To: e.To}, e.Raw)
+		}
+	}
+	return errs
+}
+
+// record records how sending e ended (err nil: sent): a failure is
+// rescheduled (or, permanent and out of attempts, dropped); a success or a
+// drop is acknowledged, at once, or, with acks, added to the batch's
+// acknowledgement (record then reports true).
+func (o *OutboxSender) record(ctx context.Context, e store.OutboxEntry, err error, acks *ackBatch) (deferred bool) {
 	attrs := func(more ...any) []any {
 		return append([]any{"outbox_key", e.Key, "kind", e.Kind, "ticket", e.Ticket, "attempt", e.Attempts}, more...)
-	}
-	// A send that has begun is finished even when shutdown begins (the
-	// sender bounds it with its own timeout): cut short, the relay may
-	// already hold the message, which the next instance would send again.
-	var err error
-	if e.Ref != nil && len(e.Recipe) > 0 {
-		err = o.sendByReference(context.WithoutCancel(ctx), e)
-	} else {
-		err = o.Sender.Send(context.WithoutCancel(ctx), notify.Envelope{From: e.From, To: e.To}, e.Raw)
 	}
 	o.observe(e, err)
 	drop := err != nil && !notify.IsTemporary(err) && e.Attempts >= o.MaxAttempts

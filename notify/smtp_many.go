@@ -1,0 +1,158 @@
+package notify
+
+import (
+	"context"
+	"time"
+)
+
+// Outgoing is one message of SendMany: as Send's arguments.
+type Outgoing struct {
+	Env Envelope
+	Raw []byte
+}
+
+// SendMany delivers msgs on one session and returns each one's error, as
+// Send would have. Where the server offers CHUNKING and PIPELINING, every
+// transaction (envelope, "BDAT <size> LAST" and the message) goes out in
+// one write and the replies are read after it: one round trip for all of
+// them (RFC 2920 lets a client pipeline whole transactions, and RFC 3030
+// has a server refuse the chunk of a transaction whose envelope failed
+// and read past it, so the session stays in step). Elsewhere, or for a
+// message that cannot go out as one chunk, they are sent one after
+// another with Send.
+//
+// A pooled session found gone before any reply is replaced and the
+// messages sent again, as Send does for one. When the session fails after
+// some replies, the messages whose replies were all read have their
+// outcome; the others get the session's error (temporary: the outbox tries
+// them again, at least once, as after any lost reply).
+func (s *Sender) SendMany(ctx context.Context, msgs []Outgoing) []error {
+	errs := make([]error, len(msgs))
+	var batch []int // the messages that go out pipelined
+	for i, m := range msgs {
+		if err := smtpCheckEnvelope(m.Env, m.Raw); err != nil {
+			errs[i] = &SendError{Op: "envelope", Err: err}
+			continue
+		}
+		if smtpCheckRcpts(m.Env.To) != nil || !smtpChunkable(m.Raw) {
+			errs[i] = s.Send(ctx, m.Env, m.Raw)
+			continue
+		}
+		batch = append(batch, i)
+	}
+	switch len(batch) {
+	case 0:
+		return errs
+	case 1:
+		i := batch[0]
+		errs[i] = s.Send(ctx, msgs[i].Env, msgs[i].Raw)
+		return errs
+	}
+	if err := s.acquire(ctx); err != nil {
+		for _, i := range batch {
+			errs[i] = err
+		}
+		return errs
+	}
+	tctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	chunked := s.sendPipelined(tctx, msgs, batch, errs)
+	cancel()
+	s.release()
+	if !chunked {
+		for _, i := range batch {
+			errs[i] = s.Send(ctx, msgs[i].Env, msgs[i].Raw)
+		}
+	}
+	return errs
+}
+
+// sendPipelined sends the messages batch names on one session, each
+// transaction pipelined after the other, and sets their errors. It reports
+// false, having sent nothing, when the session cannot take chunks.
+func (s *Sender) sendPipelined(ctx context.Context, msgs []Outgoing, batch []int, errs []error) bool {
+	start := time.Now()
+	for attempt := 0; ; attempt++ {
+		for _, i := range batch {
+			errs[i] = nil // an attempt's outcome replaces the last one's
+		}
+		conn, reused, err := s.get(ctx)
+		if err != nil {
+			for _, i := range batch {
+				errs[i] = err
+			}
+			return true
+		}
+		if !conn.c.canChunk() {
+			s.put(conn)
+			return false
+		}
+		replied, healthy := s.transactMany(ctx, conn, msgs, batch, errs)
+		if healthy {
+			s.put(conn)
+			s.log.Debug("smtp sent pipelined", "messages", len(batch), "reused", reused, "duration", time.Since(start))
+			return true
+		}
+		s.discard(conn)
+		if reused && attempt == 0 && !replied && ctx.Err() == nil && smtpStaleSession(errs[batch[0]]) {
+			s.log.Debug("smtp: pooled session is gone, redialling", "err", errs[batch[0]])
+			continue
+		}
+		return true
+	}
+}
+
+// transactMany writes every transaction of batch on conn in one write and
+// reads their replies in order. replied reports that any reply was read;
+// healthy that the session ended every transaction in step (it may be
+// pooled again).
+func (s *Sender) transactMany(ctx context.Context, conn *smtpConn, msgs []Outgoing, batch []int, errs []error) (replied, healthy bool) {
+	stop := context.AfterFunc(ctx, func() { _ = conn.nc.Close() })
+	defer func() {
+		if !stop() {
+			conn.closed = true // ctx ended meanwhile and closed the socket
+		}
+	}()
+	c := conn.c
+	sent := batch[:0:0]
+	for _, i := range batch {
+		env := msgs[i].Env
+		mail, err := c.mailLine(env.From, int64(len(msgs[i].Raw)), !smtpASCII(env.From) || !smtpAllASCII(env.To))
+		if err != nil {
+			errs[i] = s.wrap(ctx, "mail", "", err)
+			continue
+		}
+		c.writeChunk(mail, env.To, msgs[i].Raw)
+		sent = append(sent, i)
+	}
+	if len(sent) == 0 {
+		return false, true
+	}
+	if err := c.w.Flush(); err != nil {
+		for _, i := range sent {
+			errs[i] = s.wrap(ctx, "mail", "", err)
+		}
+		return false, false
+	}
+	smtpQuickAck(c.conn) // as in chunk
+	for k, i := range sent {
+		env := msgs[i].Env
+		r, got, err := c.chunkReplies(env.To)
+		replied = replied || got
+		if err != nil {
+			// The session failed: this message and the ones after it have
+			// no outcome (a reply may be lost: the server may hold them).
+			for _, j := range sent[k:] {
+				errs[j] = s.wrap(ctx, r.Op, r.Rcpt, err)
+			}
+			return replied, false
+		}
+		delivered, failed, err := s.envelopeOutcome(ctx, env, r)
+		switch {
+		case err != nil:
+			errs[i] = err
+		case len(failed) > 0:
+			errs[i] = &RecipientError{Delivered: delivered, Failed: failed}
+		}
+	}
+	return replied, true
+}
