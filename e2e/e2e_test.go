@@ -37,6 +37,7 @@ func TestRealMailStack(t *testing.T) {
 		{"RestartMidStream", func(t *testing.T, tools *toolset, bin string) {
 			testRestartMidStream(t, tools, bin, syscall.SIGTERM)
 		}},
+		{"Backlog", testBacklog},
 		{"NewTickets", testNewTickets},
 		{"StaffReplyRelayed", testStaffReplyRelayed},
 		{"AutoresponderLoopStops", testAutoresponderLoopStops},
@@ -847,4 +848,79 @@ func testRestartMidStream(t *testing.T, tools *toolset, bin string, sig syscall.
 		t.Errorf("the support INBOX still has %s", describe(left))
 	}
 	gw2.stop(t, 15*time.Second)
+}
+
+// testBacklog: forty customers' mail waits in the mailbox before the
+// gateway starts; it is handled in batches (one round trip for a batch's
+// tickets, one for its commit) and its eighty mails go to Postfix several
+// transactions per write (BDAT LAST chunks pipelined, notify.SendMany):
+// one ticket each, and exactly one acknowledgement and one staff copy each.
+func testBacklog(t *testing.T, tools *toolset, bin string) {
+	const n = 40
+	var users []string
+	for i := 1; i <= n; i++ {
+		users = append(users, fmt.Sprintf("backlog%02d@globex.example", i))
+	}
+	stack := startMailStack(t, tools, users...)
+	g := newGatewaySetup(t, bin, stack)
+	var messageIDs []string
+	for i, u := range users {
+		m := composed{From: u, To: supportAddr, Subject: fmt.Sprintf("Question %02d about the new printers", i+1),
+			MessageID: fmt.Sprintf("backlog-%02d-%s@globex.example", i+1, randomHex(4)),
+			Body:      "Hello,\n\nwhich toner do the new printers take?\n"}
+		messageIDs = append(messageIDs, m.MessageID)
+		if err := stack.send(u, []string{supportAddr}, m.bytes()); err != nil {
+			t.Fatalf("inject: %v", err)
+		}
+	}
+	stack.awaitCount(t, supportAddr, "INBOX", n, 30*time.Second)
+	gw := g.start(t)
+	start := time.Now()
+	stack.awaitCount(t, supportAddr, "Processed", n, 30*time.Second)
+	state := g.tickets(t)
+	var want []string
+	for i := 1; i <= n; i++ {
+		want = append(want, fmt.Sprintf("GLX-%04d", i))
+	}
+	if ids := slices.Sorted(maps.Keys(state)); !slices.Equal(ids, want) {
+		t.Fatalf("tickets %v, want %v", ids, want)
+	}
+	var stateIDs []string
+	for _, ts := range state {
+		stateIDs = append(stateIDs, ts.MessageID)
+	}
+	if slices.Sort(stateIDs); !slices.Equal(stateIDs, slices.Sorted(slices.Values(messageIDs))) {
+		t.Errorf("tickets opened for messages %v, want one for each of %v", stateIDs, messageIDs)
+	}
+	var acks, copies map[string][]string
+	until := time.Now().Add(30 * time.Second)
+	for {
+		acks, copies = stack.deliveries(t, state)
+		done := 0
+		for _, id := range want {
+			if len(acks[id]) > 0 && len(copies[id]) > 0 {
+				done++
+			}
+		}
+		if done == n {
+			break
+		}
+		if time.Now().After(until) {
+			t.Fatalf("after 30s, acknowledgements and staff copies for %d of %d tickets", done, n)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("a backlog of %d: every acknowledgement and staff copy in Dovecot %v after the start", n, time.Since(start).Round(time.Millisecond))
+	time.Sleep(quiet)
+	acks, copies = stack.deliveries(t, state)
+	for _, id := range want {
+		if a, c := len(acks[id]), len(copies[id]); a != 1 || c != 1 {
+			t.Errorf("%s: %d acknowledgements and %d staff copies, want one of each", id, a, c)
+		}
+	}
+	// Postfix offers PIPELINING and CHUNKING: the outbox gave sessions
+	// several messages at once (the gateway logs at debug level here).
+	if !regexp.MustCompile(`msg="smtp sent pipelined" .*messages=([2-9]|[1-9][0-9])`).MatchString(gw.log()) {
+		t.Errorf("no pipelined send of several messages in the gateway's log")
+	}
 }
