@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/northwind-it/ticketgw/domain"
@@ -124,30 +125,62 @@ func ComposeAck(a AckMail) ([]byte, Envelope, error) {
 		}
 	}
 
-	var buf bytes.Buffer
-	buf.Grow(2*(len(a.Text)+len(a.HTML)) + 4096) // base64 of Hebrew: 4/3, and headers
-	if err := mailWriteBody(&buf, h, common.messageID, a.Text, a.HTML); err != nil {
+	raw, err := mailCompose(func(buf *bytes.Buffer) error {
+		return mailWriteBody(buf, h, common.messageID, a.Text, a.HTML)
+	})
+	if err != nil {
 		return nil, Envelope{}, fmt.Errorf("compose ack: %w", err)
 	}
 	env := Envelope{From: a.From.Addr, To: []string{a.To.Addr}}
 	for _, c := range a.Cc {
 		env.To = append(env.To, c.Addr)
 	}
-	return buf.Bytes(), env, nil
+	return raw, env, nil
+}
+
+// mailComposeBuffers are the buffers mail is composed in (a cache: what
+// mailCompose returns never refers to them).
+var mailComposeBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// mailComposeKeep is the largest buffer kept for the next message.
+const mailComposeKeep = 1 << 20
+
+// mailCompose runs write on a reused buffer and returns a copy of what it
+// wrote, of exactly its length. A message written into a fresh buffer
+// outgrew the size guessed for it (QP-encoded Hebrew is three bytes a
+// byte) and was copied into one twice as large, which the outbox then held:
+// the copy is cheaper than the growth, and the mail held is no larger than
+// it is.
+func mailCompose(write func(*bytes.Buffer) error) ([]byte, error) {
+	buf := mailComposeBuffers.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= mailComposeKeep {
+			mailComposeBuffers.Put(buf)
+		}
+	}()
+	if err := write(buf); err != nil {
+		return nil, err
+	}
+	return bytes.Clone(buf.Bytes()), nil
 }
 
 // ComposeForward renders a ticket forward to the staff queue as raw bytes
 // and its envelope. See WriteForward for the format.
 func ComposeForward(f ForwardMail) ([]byte, Envelope, error) {
-	var buf bytes.Buffer
-	if l, ok := f.Original.(interface{ Len() int }); ok {
-		buf.Grow(l.Len() + l.Len()/16 + 2*(len(f.HeaderText)+len(f.HeaderHTML)) + 4096)
-	}
-	env, err := WriteForward(&buf, f)
+	var env Envelope
+	raw, err := mailCompose(func(buf *bytes.Buffer) error {
+		if l, ok := f.Original.(interface{ Len() int }); ok {
+			buf.Grow(l.Len() + l.Len()/16 + 3*(len(f.HeaderText)+len(f.HeaderHTML)) + 4096)
+		}
+		var err error
+		env, err = WriteForward(buf, f)
+		return err
+	})
 	if err != nil {
 		return nil, Envelope{}, err
 	}
-	return buf.Bytes(), env, nil
+	return raw, env, nil
 }
 
 // WriteForward streams a ticket forward to w, reading f.Original once, and
