@@ -1,7 +1,9 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -10,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/northwind-it/ticketgw/domain"
 )
 
 // TestCreateTicketAcks: a batch of requests is one round trip (once the
@@ -174,5 +178,60 @@ func (failExec) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proces
 			return err
 		}
 		return next(ctx, cmds)
+	}
+}
+
+// TestCreateTicketReturnsWhatItStored: a created ticket is returned as the
+// store holds it (the ticket sent plus the id and IMAC members the script
+// adds, not decoded back from the whole JSON): the same JSON, whether it
+// took an IMAC place, a billable one, one deferred to a later month, or
+// none; and a duplicate returns the first, decoded.
+func TestCreateTicketReturnsWhatItStored(t *testing.T) {
+	ctx := context.Background()
+	s, rdb := newTestStore(t)
+	imac := func(quota int, policy string) *IMACRequest {
+		return &IMACRequest{Candidates: tuesdays(6), MonthlyQuota: quota, PerVisit: 0, Policy: policy}
+	}
+	for i, tc := range []struct {
+		name string
+		imac *IMACRequest
+	}{
+		{"no IMAC", nil},
+		{"IMAC place", imac(5, PolicyNextMonth)},
+		{"IMAC without a quota", imac(0, PolicyNextMonth)},
+		{"billable", imac(1, PolicyBillable)},
+		{"billable again", imac(1, PolicyBillable)},
+		{"deferred", imac(1, PolicyNextMonth)},
+	} {
+		nt := sampleTicket("acme", "ACME", fmt.Sprintf("mid:stored-%d", i), received.Add(time.Duration(i)*time.Minute))
+		nt.IMAC = tc.imac
+		if tc.imac != nil {
+			nt.Ticket.Category = "imac"
+			nt.Ticket.IMACQuota = tc.imac.MonthlyQuota
+		}
+		got, created, err := s.CreateTicket(ctx, nt)
+		if err != nil || !created {
+			t.Fatalf("%s: created %v, %v", tc.name, created, err)
+		}
+		if strings.HasPrefix(tc.name, "billable") != got.Billable || (tc.name == "deferred") != got.IMACDeferred || (tc.imac != nil) != (got.IMACDate != "") {
+			t.Errorf("%s: billable %v, deferred %v, IMAC date %q: the case does not test what it says", tc.name, got.Billable, got.IMACDeferred, got.IMACDate)
+		}
+		raw, err := rdb.HGet(ctx, s.k.tickets("acme"), got.ID).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stored domain.Ticket
+		if err := json.Unmarshal([]byte(raw), &stored); err != nil {
+			t.Fatal(err)
+		}
+		a, _ := json.Marshal(got)
+		b, _ := json.Marshal(stored)
+		if !bytes.Equal(a, b) {
+			t.Errorf("%s: returned\n%s\nstored\n%s", tc.name, a, b)
+		}
+		again, created, err := s.CreateTicket(ctx, nt)
+		if c, _ := json.Marshal(again); err != nil || created || !bytes.Equal(c, b) {
+			t.Errorf("%s: duplicate returned %s created=%v %v", tc.name, c, created, err)
+		}
 	}
 }

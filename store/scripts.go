@@ -100,9 +100,10 @@ var createScript = redis.NewScript(`
 -- ARGV[6] monthly quota, ARGV[7] per visit (0: unlimited), ARGV[8] policy
 -- ARGV[9] T = number of timers, ARGV[10] N = number of IMAC candidates
 -- ARGV[11 .. 10+2T] timer kind, due ms pairs; then N candidate dates
--- Returns {'1', id, ticket JSON} when created, {'0', id, ticket JSON} when the
--- dedup key was already used (nothing changed); error "no imac slot ..."
--- when no candidate fits.
+-- Returns {'1', id, ticket JSON, IMAC members} when created (the members the
+-- script added to ARGV[3] besides the id: a caller that has the rest need not
+-- decode it all), {'0', id, ticket JSON} when the dedup key was already used
+-- (nothing changed); error "no imac slot ..." when no candidate fits.
 ` + luaIMAC + `
 local existing = redis.call('HGET', KEYS[4], ARGV[1])
 if existing then
@@ -144,7 +145,7 @@ for i = 1, nt do
   redis.call('ZADD', KEYS[5], due, id .. '|' .. kind)
 end
 redis.call('HSET', KEYS[4], ARGV[1], id)
-return {'1', id, json}
+return {'1', id, json, imac}
 `)
 
 // updateScript changes a ticket if it is still as the caller read it.

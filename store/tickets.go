@@ -210,6 +210,10 @@ type createPrep struct {
 	prefix, contract     string
 	owner                []byte
 	claim, create, limit *scriptCall
+	// stored is the ticket as sent to the script (no id; no IMAC fields
+	// when it reserves a place): with the members the script adds, the
+	// ticket it stores.
+	stored domain.Ticket
 }
 
 func (pr *createPrep) calls() []*scriptCall {
@@ -286,7 +290,7 @@ func (s *Store) prepareCreate(ctx context.Context, nt NewTicket, ack *AckLimit) 
 	args = appendCandidates(args, nt.IMAC)
 	k := []string{s.k.seq(contract), s.k.tickets(contract), s.k.events(contract), s.k.dedup(contract), s.k.timers(contract), s.k.imac(contract)}
 
-	pr := &createPrep{nt: nt, ack: ack, prefix: prefix, contract: contract}
+	pr := &createPrep{nt: nt, ack: ack, prefix: prefix, contract: contract, stored: tk}
 	if known {
 		var up string
 		if up, pr.owner, err = prefixClaim(prefix, contract); err != nil {
@@ -324,14 +328,23 @@ func (s *Store) finishCreate(pr *createPrep) (r TicketAckResult) {
 		}
 		return fail(fmt.Errorf("create ticket for contract %q: %w", contract, err))
 	}
-	if len(res) != 3 {
+	switch {
+	case len(res) == 4 && res[0] == "1":
+		// Created: the ticket is the one sent, with the id and IMAC
+		// members the script added (decoding the whole JSON back, times
+		// and all, was a thirtieth of a backlog's CPU).
+		r.Ticket = pr.stored
+		if err := json.Unmarshal([]byte(`{"id":"`+res[1]+`"`+res[3]+`}`), &r.Ticket); err != nil {
+			return fail(fmt.Errorf("decode ticket %s: %w", res[1], err))
+		}
+	case len(res) != 3:
 		return fail(fmt.Errorf("create ticket: unexpected script reply %q", res))
-	}
-	if res[2] == "" {
+	case res[2] == "":
 		return fail(fmt.Errorf("create ticket: dedup key %q names missing ticket %s", nt.DedupKey, res[1]))
-	}
-	if err := json.Unmarshal([]byte(res[2]), &r.Ticket); err != nil {
-		return fail(fmt.Errorf("decode ticket %s: %w", res[1], err))
+	default:
+		if err := json.Unmarshal([]byte(res[2]), &r.Ticket); err != nil {
+			return fail(fmt.Errorf("decode ticket %s: %w", res[1], err))
+		}
 	}
 	if pr.limit != nil {
 		n, err := pr.limit.cmd.Int()
