@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"golang.org/x/text/transform"
 )
@@ -51,6 +52,49 @@ func FuzzMimeDecodeReader(f *testing.F) {
 			if !bytes.Equal(got, want) || (werr == nil) != (gerr == nil) || wst != gst {
 				t.Fatalf("%s %q: got %q %v %+v, want %q %v %+v", cte, in, got, gerr, gst, want, werr, wst)
 			}
+		}
+	})
+}
+
+// FuzzMimeQPEscapeRuns: the loop that decodes runs of escapes gives what
+// the byte-wise decoder gives, through any chunking of source and
+// destination.
+func FuzzMimeQPEscapeRuns(f *testing.F) {
+	f.Add([]byte("=D7=A9=D7=9C=D7=95=D7=9D =D7=A8=D7=91=\r\n=D7=94"), uint8(5), uint8(3))
+	f.Add([]byte("a=3Db=\r\nc =\r\n=4=41=ZZ=\n=4"), uint8(1), uint8(1))
+	f.Add([]byte(strings.Repeat("=41=42", 100)+"="), uint8(64), uint8(7))
+	f.Fuzz(func(t *testing.T, in []byte, srcChunk, dstChunk uint8) {
+		decode := func(byteWise bool) ([]byte, mimeDecodeStats) {
+			var st mimeDecodeStats
+			d := &mimeQPDecoder{st: &st, byteWise: byteWise}
+			src := iotest.HalfReader(bytes.NewReader(in))
+			if srcChunk%2 == 0 {
+				src = iotest.OneByteReader(bytes.NewReader(in))
+			}
+			r := transform.NewReader(src, d)
+			var out []byte
+			buf := make([]byte, int(dstChunk)%17+1)
+			for {
+				n, err := r.Read(buf)
+				out = append(out, buf[:n]...)
+				if err != nil {
+					return out, st
+				}
+			}
+		}
+		fast, fst := decode(false)
+		slow, sst := decode(true)
+		if !bytes.Equal(fast, slow) || fst != sst {
+			t.Fatalf("%q: runs %q %+v, byte-wise %q %+v", in, fast, fst, slow, sst)
+		}
+		// Whole, in one Transform.
+		dst := make([]byte, len(in)+3)
+		var a, b mimeDecodeStats
+		n1, _, _ := (&mimeQPDecoder{st: &a}).Transform(dst, in, true)
+		got := bytes.Clone(dst[:n1])
+		n2, _, _ := (&mimeQPDecoder{st: &b, byteWise: true}).Transform(dst, in, true)
+		if !bytes.Equal(got, dst[:n2]) || a != b {
+			t.Fatalf("%q whole: runs %q, byte-wise %q", in, got, dst[:n2])
 		}
 	})
 }
