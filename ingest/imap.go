@@ -538,7 +538,9 @@ type BatchHandler func(ctx context.Context, fs []*Fetched) []error
 // WithConcurrency) handling each run of small messages that one UID FETCH
 // reads (up to 16 messages, 1 MiB) in one call: a handler may then store
 // what they cause together, in fewer round trips. Messages read alone (a
-// large one, one retried) go to h.
+// large one, one the server left out of a batch's answer) go to h, and so
+// does every message of a batch whose handler panicked or answered the
+// wrong number of errors, one after another.
 func (s *Source) RunBatches(ctx context.Context, h Handler, bh BatchHandler) error {
 	if h == nil {
 		return errors.New("run imap source: nil handler")

@@ -256,7 +256,20 @@ func (r *imapRunner) startBatch(ctx context.Context, jobs []imapJob) error {
 		}
 		// A batch that has begun finishes even when shutdown begins, as a
 		// message handled alone does.
-		copy(errs, r.ss.callBatch(context.WithoutCancel(ctx), bh, fs))
+		hctx := context.WithoutCancel(ctx)
+		berrs, ok := r.ss.callBatch(hctx, bh, fs)
+		if ok {
+			copy(errs, berrs)
+			return
+		}
+		// The batch handler failed as a whole (it panicked): each message
+		// is handled alone, in order, so that one message that makes it
+		// panic holds up no other (those it had stored are found
+		// processed).
+		for i, j := range jobs {
+			fs[i].Body = bytes.NewReader(j.body)
+			errs[i] = r.ss.callHandler(hctx, r.h, fs[i])
+		}
 	})
 	return nil
 }

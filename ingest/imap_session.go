@@ -812,28 +812,24 @@ func (ss *imapSession) callHandler(ctx context.Context, h Handler, f *Fetched) (
 	return h(ctx, f)
 }
 
-// callBatch calls the batch handler on fs. A panic, or an answer of the
-// wrong length, fails every message of the batch.
-func (ss *imapSession) callBatch(ctx context.Context, bh BatchHandler, fs []*Fetched) (errs []error) {
-	failAll := func(err error) []error {
-		errs := make([]error, len(fs))
-		for i := range errs {
-			errs[i] = err
-		}
-		return errs
-	}
+// callBatch calls the batch handler on fs. ok is false when it panicked
+// or answered with the wrong number of errors (logged): the batch's
+// outcome is then unknown.
+func (ss *imapSession) callBatch(ctx context.Context, bh BatchHandler, fs []*Fetched) (errs []error, ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
-			ss.log.Error("batch handler panicked", slog.Int("messages", len(fs)), slog.Uint64("first_uid", uint64(fs[0].UID)),
-				slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
-			errs = failAll(fmt.Errorf("handler panic: %v", r))
+			ss.log.Error("batch handler panicked; its messages are handled one by one", slog.Int("messages", len(fs)),
+				slog.Uint64("first_uid", uint64(fs[0].UID)), slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
+			errs, ok = nil, false
 		}
 	}()
 	errs = bh(ctx, fs)
 	if len(errs) != len(fs) {
-		return failAll(fmt.Errorf("batch handler answered %d errors for %d messages", len(errs), len(fs)))
+		ss.log.Error("batch handler answered the wrong number of errors; its messages are handled one by one",
+			slog.Int("errors", len(errs)), slog.Int("messages", len(fs)))
+		return nil, false
 	}
-	return errs
+	return errs, true
 }
 
 // move moves a handled message to the processed folder without ever

@@ -190,6 +190,9 @@ type Sender struct {
 	// tokenInvalidated is set once a refused access token was invalidated
 	// and cleared by the next successful authentication.
 	tokenInvalidated atomic.Bool
+	// pipelines: the last session opened could take whole transactions
+	// in one write (Pipelines).
+	pipelines atomic.Bool
 
 	mu     sync.Mutex
 	idle   []*smtpConn // most recently used last
@@ -514,8 +517,14 @@ func (s *Sender) dial(ctx context.Context) (*smtpConn, error) {
 		return fail("dial", ctx.Err())
 	}
 	s.log.Debug("smtp session opened", "tls", s.cfg.TLS)
+	s.pipelines.Store(c.canChunk())
 	return &smtpConn{c: c, nc: c.conn}, nil
 }
+
+// Pipelines reports whether the last session opened offered what SendMany
+// needs to send several messages in one write (CHUNKING and PIPELINING);
+// false before the first.
+func (s *Sender) Pipelines() bool { return s.pipelines.Load() }
 
 // transact runs MAIL, RCPT and DATA on c, the data written by write.
 // written is the number of data bytes written, -1 when write was not

@@ -54,7 +54,10 @@ func (s *Sender) SendMany(ctx context.Context, msgs []Outgoing) []error {
 		}
 		return errs
 	}
-	tctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	// The configured timeout is per message: a relay that takes its time
+	// over each (a content scan) must not see the later ones cut short,
+	// and then sent again.
+	tctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout*time.Duration(len(batch)))
 	chunked := s.sendPipelined(tctx, msgs, batch, errs)
 	cancel()
 	s.release()
@@ -86,15 +89,18 @@ func (s *Sender) sendPipelined(ctx context.Context, msgs []Outgoing, batch []int
 			s.put(conn)
 			return false
 		}
-		replied, healthy := s.transactMany(ctx, conn, msgs, batch, errs)
+		first, taken, healthy := s.transactMany(ctx, conn, msgs, batch, errs)
 		if healthy {
 			s.put(conn)
 			s.log.Debug("smtp sent pipelined", "messages", len(batch), "reused", reused, "duration", time.Since(start))
 			return true
 		}
 		s.discard(conn)
-		if reused && attempt == 0 && !replied && ctx.Err() == nil && smtpStaleSession(errs[batch[0]]) {
-			s.log.Debug("smtp: pooled session is gone, redialling", "err", errs[batch[0]])
+		// As Send: a pooled session that the server had dropped (no
+		// reply, or 421 to the first MAIL) took nothing; the messages go
+		// out on a fresh one.
+		if reused && attempt == 0 && !taken && first >= 0 && ctx.Err() == nil && smtpStaleSession(errs[first]) {
+			s.log.Debug("smtp: pooled session is gone, redialling", "err", errs[first])
 			continue
 		}
 		return true
@@ -102,10 +108,12 @@ func (s *Sender) sendPipelined(ctx context.Context, msgs []Outgoing, batch []int
 }
 
 // transactMany writes every transaction of batch on conn in one write and
-// reads their replies in order. replied reports that any reply was read;
-// healthy that the session ended every transaction in step (it may be
-// pooled again).
-func (s *Sender) transactMany(ctx context.Context, conn *smtpConn, msgs []Outgoing, batch []int, errs []error) (replied, healthy bool) {
+// reads their replies in order. first is the first message written (-1:
+// none); taken reports that the server accepted the MAIL of any message
+// (which it may then have taken, although its other replies were lost);
+// healthy that the session ended every transaction in step and did not
+// announce its end (421): it may be pooled again.
+func (s *Sender) transactMany(ctx context.Context, conn *smtpConn, msgs []Outgoing, batch []int, errs []error) (first int, taken, healthy bool) {
 	stop := context.AfterFunc(ctx, func() { _ = conn.nc.Close() })
 	defer func() {
 		if !stop() {
@@ -125,26 +133,33 @@ func (s *Sender) transactMany(ctx context.Context, conn *smtpConn, msgs []Outgoi
 		sent = append(sent, i)
 	}
 	if len(sent) == 0 {
-		return false, true
+		return -1, false, true
 	}
+	first = sent[0]
 	if err := c.w.Flush(); err != nil {
 		for _, i := range sent {
 			errs[i] = s.wrap(ctx, "mail", "", err)
 		}
-		return false, false
+		return first, false, false
 	}
 	smtpQuickAck(c.conn) // as in chunk
+	healthy = true
 	for k, i := range sent {
 		env := msgs[i].Env
-		r, got, err := c.chunkReplies(env.To)
-		replied = replied || got
+		r, _, err := c.chunkReplies(env.To)
+		if r.mail == nil && (err == nil || r.Op != "mail") {
+			taken = true // MAIL accepted
+		}
+		if smtpReplyCode(r.mail) == 421 {
+			healthy = false // the server is closing the session
+		}
 		if err != nil {
 			// The session failed: this message and the ones after it have
 			// no outcome (a reply may be lost: the server may hold them).
 			for _, j := range sent[k:] {
 				errs[j] = s.wrap(ctx, r.Op, r.Rcpt, err)
 			}
-			return replied, false
+			return first, taken, false
 		}
 		delivered, failed, err := s.envelopeOutcome(ctx, env, r)
 		switch {
@@ -154,5 +169,5 @@ func (s *Sender) transactMany(ctx context.Context, conn *smtpConn, msgs []Outgoi
 			errs[i] = &RecipientError{Delivered: delivered, Failed: failed}
 		}
 	}
-	return replied, true
+	return first, taken, healthy
 }

@@ -127,7 +127,7 @@ func TestOutboxSenderObserver(t *testing.T) {
 	o := &OutboxSender{Outbox: f, Sender: f, Observer: f, Workers: 1, MaxAttempts: 5,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: func() time.Time { return now }}
 	o.init()
-	if n, _, err := o.drain(context.Background(), nil); n != 4 || err != nil {
+	if n, _, err := o.drain(context.Background(), nil, 10); n != 4 || err != nil {
 		t.Fatalf("drain: %d, %v", n, err)
 	}
 	want := []string{

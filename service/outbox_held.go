@@ -134,23 +134,23 @@ func (h *heldMail) forget(key string) {
 // from the message it refers to).
 func usesRaw(e store.OutboxEntry) bool { return e.Ref == nil || len(e.Recipe) == 0 }
 
-// claim acknowledges carry and claims a batch. With a rawlessOutbox,
+// claim acknowledges carry and claims a batch of up to size entries. With a rawlessOutbox,
 // entries get their bytes from what is held, and the rest from one read;
 // with an ackClaimer, carry is acknowledged in the claim's round trip.
 // claimed counts the entries claimed, those dropped meanwhile (acknowledged
 // by another instance) included: a full batch means more may be due.
-func (o *OutboxSender) claim(ctx context.Context, carry []pendingAck) (entries []store.OutboxEntry, claimed int, err error) {
+func (o *OutboxSender) claim(ctx context.Context, carry []pendingAck, size int) (entries []store.OutboxEntry, claimed int, err error) {
 	ro, ok := o.Outbox.(rawlessOutbox)
 	ac, canAckClaim := o.Outbox.(ackClaimer)
 	if !ok || !canAckClaim {
 		o.ackBatch(ctx, carry)
 	}
 	if !ok {
-		entries, err := o.Outbox.ClaimOutbox(ctx, o.Now(), o.Lease, o.Batch)
+		entries, err := o.Outbox.ClaimOutbox(ctx, o.Now(), o.Lease, size)
 		return entries, len(entries), err
 	}
 	if canAckClaim && len(carry) > 0 {
-		entries, err = ac.AckClaimOutboxMeta(ctx, ackKeys(carry), o.Now(), o.Lease, o.Batch)
+		entries, err = ac.AckClaimOutboxMeta(ctx, ackKeys(carry), o.Now(), o.Lease, size)
 		if err != nil {
 			// Maybe not acknowledged: try that alone (logging how it
 			// ended) before the leases of what was sent run out.
@@ -159,7 +159,7 @@ func (o *OutboxSender) claim(ctx context.Context, carry []pendingAck) (entries [
 			o.logAcked(carry, nil)
 		}
 	} else {
-		entries, err = ro.ClaimOutboxMeta(ctx, o.Now(), o.Lease, o.Batch)
+		entries, err = ro.ClaimOutboxMeta(ctx, o.Now(), o.Lease, size)
 	}
 	if err != nil || len(entries) == 0 {
 		return entries, len(entries), err

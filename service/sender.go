@@ -52,7 +52,7 @@ type OutboxSender struct {
 	Log     *slog.Logger
 	Now     func() time.Time
 	Lease   time.Duration // default DefaultOutboxLease; renewed while sending
-	Batch   int           // default Workers
+	Batch   int           // entries claimed at once; default Workers, or Workers × 8 when the Sender pipelines
 	Workers int           // parallel sends, default 4
 	Idle    time.Duration // poll period when nothing is kicked, default 1s
 	// MaxAttempts after which a permanently failing entry is dropped (logged
@@ -84,16 +84,6 @@ func (o *OutboxSender) init() {
 		}
 		if o.Workers <= 0 {
 			o.Workers = 4
-		}
-		if o.Batch <= 0 {
-			// Claim no more than can be sent at once: entries waiting
-			// behind slow sends would otherwise outlive their lease and be
-			// claimed (and sent) by another instance too. A Sender that
-			// pipelines sends a group in one write (sendGroups).
-			o.Batch = o.Workers
-			if _, ok := o.Sender.(manySender); ok {
-				o.Batch = o.Workers * outboxPipelined
-			}
 		}
 		if o.Idle <= 0 {
 			o.Idle = time.Second
@@ -137,13 +127,14 @@ func (o *OutboxSender) Run(ctx context.Context) error {
 		case <-o.kick:
 		case <-timer.C:
 		}
-		n, acks, err := o.drain(ctx, carry)
+		size := o.claimSize()
+		n, acks, err := o.drain(ctx, carry, size)
 		carry = nil
 		if err != nil && ctx.Err() == nil {
 			o.Log.Warn("outbox: claim failed", "err", err)
 		}
 		wait := o.Idle
-		if n >= o.Batch {
+		if n >= size {
 			// A full batch: more may be due. After a smaller one, nothing
 			// else was due when it was claimed; mail queued since then
 			// kicks the loop, and what falls due (a retry, a lapsed lease)
@@ -171,8 +162,8 @@ func (o *OutboxSender) Run(ctx context.Context) error {
 // drain acknowledges carry (with the claim when the Outbox can), claims
 // and sends one batch; it returns how many entries it claimed and, with a
 // batchAcker, the batch's entries to acknowledge.
-func (o *OutboxSender) drain(ctx context.Context, carry []pendingAck) (int, []pendingAck, error) {
-	entries, claimed, err := o.claim(ctx, carry)
+func (o *OutboxSender) drain(ctx context.Context, carry []pendingAck, size int) (int, []pendingAck, error) {
+	entries, claimed, err := o.claim(ctx, carry, size)
 	if err != nil || len(entries) == 0 {
 		return claimed, nil, err
 	}
@@ -362,9 +353,33 @@ func (o *OutboxSender) sendOne(ctx context.Context, e store.OutboxEntry, acks *a
 }
 
 // manySender delivers several messages on one session (implemented by
-// *notify.Sender).
+// *notify.Sender); Pipelines reports whether it does so in one write (the
+// relay's last session offered CHUNKING and PIPELINING).
 type manySender interface {
 	SendMany(ctx context.Context, msgs []notify.Outgoing) []error
+	Pipelines() bool
+}
+
+// pipelined reports whether the Sender sends several messages in one write
+// (its relay offers it): only then are they grouped and claimed eight
+// times as many.
+func (o *OutboxSender) pipelined() bool {
+	ms, ok := o.Sender.(manySender)
+	return ok && ms.Pipelines()
+}
+
+// claimSize is how many entries a drain claims: Batch when set; otherwise
+// as many as the Workers can send at once (outboxPipelined each when the
+// Sender pipelines), so that entries waiting behind slow sends do not
+// outlive their lease and get claimed (and sent) by another instance too.
+func (o *OutboxSender) claimSize() int {
+	switch {
+	case o.Batch > 0:
+		return o.Batch
+	case o.pipelined():
+		return o.Workers * outboxPipelined
+	}
+	return o.Workers
 }
 
 // outboxPipelined is the most mail one session is given at a time
@@ -378,7 +393,7 @@ const outboxPipelined = 8
 func (o *OutboxSender) sendGroups(entries []store.OutboxEntry) [][]store.OutboxEntry {
 	var groups [][]store.OutboxEntry
 	var inline []store.OutboxEntry
-	_, many := o.Sender.(manySender)
+	many := o.pipelined()
 	for _, e := range entries {
 		if many && !(e.Ref != nil && len(e.Recipe) > 0) {
 			inline = append(inline, e)
@@ -402,7 +417,7 @@ func (o *OutboxSender) sendGroups(entries []store.OutboxEntry) [][]store.OutboxE
 // the message, which the next instance would send again.
 func (o *OutboxSender) send(ctx context.Context, entries []store.OutboxEntry) []error {
 	ctx = context.WithoutCancel(ctx)
-	if ms, ok := o.Sender.(manySender); ok && len(entries) > 1 {
+	if ms, ok := o.Sender.(manySender); ok && len(entries) > 1 { // grouped by sendGroups
 		msgs := make([]notify.Outgoing, len(entries))
 		for i, e := range entries {
 			msgs[i] = notify.Outgoing{Env: notify.Envelope{From: e.From, To: e.To}, Raw: e.Raw}

@@ -168,12 +168,23 @@ func (s *Store) CreateTicketAcks(ctx context.Context, reqs []TicketAck) []Ticket
 	}
 	// One pipeline of EVALSHAs. A script Redis does not have (NOSCRIPT:
 	// it restarted) ran nothing, and is run again with EVAL, which loads it.
+	// With several requests, the first call of a script on a key is an EVAL:
+	// were it an EVALSHA that met NOSCRIPT, a later request's call on the
+	// same key could run first (another client may load the script
+	// meanwhile) and take the earlier one's number or IMAC place.
+	first := map[[2]string]bool{}
 	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, pr := range preps {
 			if pr == nil {
 				continue
 			}
 			for _, c := range pr.calls() {
+				k := [2]string{c.script.Hash(), c.keys[0]}
+				if n > 1 && !first[k] {
+					first[k] = true
+					c.cmd = c.script.Eval(ctx, p, c.keys, c.args...)
+					continue
+				}
 				c.cmd = c.script.EvalSha(ctx, p, c.keys, c.args...)
 			}
 		}
