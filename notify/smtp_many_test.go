@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-smtp"
 )
@@ -172,6 +173,21 @@ func TestSendMany(t *testing.T) {
 		}
 		if sessions, got := c.stats(); sessions != 2 || len(got) != 5 {
 			t.Errorf("%d messages over %d sessions, want 5 over 2", len(got), sessions)
+		}
+	})
+	t.Run("a slow relay: the timeout is per message", func(t *testing.T) {
+		c := newSMTPCatcher(t, smtpCatcherOpts{})
+		c.onData = func(int, *smtp.Conn) error {
+			time.Sleep(150 * time.Millisecond) // a content scan
+			return nil
+		}
+		cfg := c.config()
+		cfg.Timeout = 400 * time.Millisecond
+		s := smtpNewSender(t, cfg)
+		for i, err := range s.SendMany(t.Context(), smtpTestBatch(t, 5)) {
+			if err != nil {
+				t.Errorf("message %d, 150 ms each, timeout 400 ms per message: %v", i, err)
+			}
 		}
 	})
 	t.Run("a message that cannot be one chunk", func(t *testing.T) {
