@@ -536,7 +536,7 @@ type BatchHandler func(ctx context.Context, fs []*Fetched) []error
 
 // RunBatches is Run, with bh (when not nil, and handlers overlap:
 // WithConcurrency) handling each run of small messages that one UID FETCH
-// reads (up to 16 messages, 1 MiB) in one call: a handler may then store
+// reads (up to 32 messages, 1 MiB) in one call: a handler may then store
 // what they cause together, in fewer round trips. Messages read alone (a
 // large one, one the server left out of a batch's answer) go to h, and so
 // does every message of a batch whose handler panicked or answered the

@@ -17,13 +17,13 @@ func imapBatchIDs(fs []*Fetched) []string {
 	return ids
 }
 
-// TestIMAPSourceBatchShutdown stops a source while a batch of 16 messages
-// is in hand and the next batch, which shares its key, waits for it: the
+// TestIMAPSourceBatchShutdown stops a source while a batch (imapBodyBatch
+// messages) is in hand and the next batch, which shares its key, waits for it: the
 // batch in hand finishes, the waiting one is left untouched (no attempt,
 // no handler error), and the next run handles it once.
 func TestIMAPSourceBatchShutdown(t *testing.T) {
 	ts := newIMAPTestServer(t, imapServerOpts{caps: imapCapsRev2})
-	const n = 20
+	n := imapBodyBatch + 4
 	for i := 1; i <= n; i++ {
 		ts.appendMsg("INBOX", imapGroupMessage(fmt.Sprintf("s%02d", i), "one", 500, ""), time.Now())
 	}
@@ -58,8 +58,8 @@ func TestIMAPSourceBatchShutdown(t *testing.T) {
 	go func() { done <- src.RunBatches(ctx, h, bh) }()
 	select {
 	case ids := <-entered:
-		if len(ids) != 16 || ids[0] != "s01" || ids[15] != "s16" {
-			t.Fatalf("first batch %v, want s01..s16", ids)
+		if last := fmt.Sprintf("s%02d", imapBodyBatch); len(ids) != imapBodyBatch || ids[0] != "s01" || ids[len(ids)-1] != last {
+			t.Fatalf("first batch %v, want s01..%s", ids, last)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("no batch started")
@@ -76,7 +76,7 @@ func TestIMAPSourceBatchShutdown(t *testing.T) {
 		t.Fatal("Run did not return after cancel")
 	}
 	mu.Lock()
-	if len(handled) != 16 {
+	if len(handled) != imapBodyBatch {
 		t.Errorf("handled %v, want the first batch (finished although shutdown began)", handled)
 	}
 	mu.Unlock()
@@ -114,7 +114,7 @@ func TestIMAPSourceBatchShutdown(t *testing.T) {
 		// this run, which knows nothing of that run (the processed markers
 		// of a real handler make a second call a no-op): at most once.
 		id := fmt.Sprintf("s%02d", i)
-		if i > 16 && seen[id] != 1 || seen[id] > 1 {
+		if i > imapBodyBatch && seen[id] != 1 || seen[id] > 1 {
 			t.Errorf("%s handled %d times by the next run, want once (at most once for the first batch)", id, seen[id])
 		}
 	}
@@ -223,11 +223,12 @@ func TestIMAPSourceBatchFailures(t *testing.T) {
 }
 
 // TestIMAPSourceBatchBarrier: a message handled alone after a batch (the
-// 17th of a backlog, read in a group of its own) waits until the batch is
+// one after the first imapBodyBatch of a backlog, read in a group of its
+// own) waits until the batch is
 // done, although its ordering keys were never compared with the batch's.
 func TestIMAPSourceBatchBarrier(t *testing.T) {
 	ts := newIMAPTestServer(t, imapServerOpts{caps: imapCapsRev2})
-	const n = 17
+	n := imapBodyBatch + 1
 	for i := 1; i <= n; i++ {
 		ts.appendMsg("INBOX", imapGroupMessage(fmt.Sprintf("b%02d", i), "one", 500, ""), time.Now())
 	}
@@ -249,11 +250,11 @@ func TestIMAPSourceBatchBarrier(t *testing.T) {
 		note(fmt.Sprintf("batch of %d ends", len(fs)))
 		return make([]error, len(fs))
 	})
-	imapWaitFor(t, 10*time.Second, "all handled", func() bool { return src.Stats().Handled == n })
+	imapWaitFor(t, 10*time.Second, "all handled", func() bool { return src.Stats().Handled == uint64(n) })
 	stop()
 	mu.Lock()
 	defer mu.Unlock()
-	want := []string{"batch of 16 begins", "batch of 16 ends", "alone b17"}
+	want := []string{fmt.Sprintf("batch of %d begins", imapBodyBatch), fmt.Sprintf("batch of %d ends", imapBodyBatch), fmt.Sprintf("alone b%02d", n)}
 	if fmt.Sprint(events) != fmt.Sprint(want) {
 		t.Errorf("events %q, want %q", events, want)
 	}

@@ -72,7 +72,7 @@ func newIMAPRunner(ss *imapSession, h Handler) *imapRunner {
 // handlers overlap, and imapBodyBatchBytes the most bytes they may be listed
 // at in all: one round trip for a run of small messages instead of one each.
 const (
-	imapBodyBatch      = 16
+	imapBodyBatch      = 32
 	imapBodyBatchBytes = ConcurrentMaxBytes
 )
 

@@ -96,14 +96,17 @@ func TestIMAPSourceConcurrent(t *testing.T) {
 			if tc.faults {
 				markers = map[string]string{"c07": "CUT-IN-BODY-OF-C07", "c21": "CUT-IN-BODY-OF-C21"}
 			}
-			const n = 32
+			n := 32
+			if tc.batches {
+				n = 2*imapBodyBatch + 2
+			}
 			for i := 1; i <= n; i++ {
 				id := fmt.Sprintf("c%02d", i)
 				size := 2000
 				if i == 16 && !tc.batches {
 					size = ConcurrentMaxBytes + 4096 // streamed alone
 				}
-				if i == 31 && tc.batches { // after two batches, which overlap
+				if i == n-1 && tc.batches { // after two batches, which overlap
 					size = ConcurrentMaxBytes + 4096
 				}
 				raws[id] = imapGroupMessage(id, fmt.Sprintf("g%d", i%5), size, markers[id])
@@ -161,7 +164,7 @@ func TestIMAPSourceConcurrent(t *testing.T) {
 				}
 			}
 			stop := imapRunSourceBatches(t, src, h, bh)
-			imapWaitFor(t, 20*time.Second, "all handled", func() bool { return src.Stats().Handled == n })
+			imapWaitFor(t, 20*time.Second, "all handled", func() bool { return src.Stats().Handled == uint64(n) })
 			stop()
 			if tc.batches {
 				batchMu.Lock()
@@ -209,7 +212,7 @@ func TestIMAPSourceConcurrent(t *testing.T) {
 					}
 				}
 			}
-			if _, last := cp.get(imapTestUser + "/INBOX"); last != n {
+			if _, last := cp.get(imapTestUser + "/INBOX"); last != uint32(n) {
 				t.Errorf("checkpoint last UID %d, want %d", last, n)
 			}
 		})

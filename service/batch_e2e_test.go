@@ -22,7 +22,7 @@ import (
 // acknowledgement limit, IMACs competing for quota places, a ticket tag
 // in a subject, a staff reply with a command to a ticket the backlog
 // opened, an unknown sender, a message without a Message-ID, and, across
-// the IMAP batches of 16, a reply to a message of the batch before.
+// the IMAP batches of 32, a reply to a message of the batch before.
 func batchBacklog() []e2eMsg {
 	base := e2eMessages(40)
 	jer := e2eLoc("Asia/Jerusalem")
@@ -69,14 +69,14 @@ func batchBacklog() []e2eMsg {
 		}
 		add(m)
 	}
-	// The first IMAP batch ends at 16 messages: this one answers a message
-	// of that batch, and this one the message before it.
-	add(mk(22, base[15].From, "Re: follow-up", "fu-22@mail.acme.co.il", "In-Reply-To: <"+base[15].MessageID+">\r\n", "Any news?"))
-	add(mk(23, base[15].From, "Re: follow-up", "fu-23@mail.acme.co.il", "In-Reply-To: <fu-22@mail.acme.co.il>\r\n", "Hello?"))
-	// And a run of plain new tickets, as most of a backlog is.
-	for i := 24; i < 40; i++ {
+	// A run of plain new tickets, as most of a backlog is.
+	for i := 22; i < 38; i++ {
 		add(base[i])
 	}
+	// The first IMAP batch ends at 32 messages: this one answers a message
+	// of that batch, and this one the message before it.
+	add(mk(40, base[15].From, "Re: follow-up", "fu-40@mail.acme.co.il", "In-Reply-To: <"+base[15].MessageID+">\r\n", "Any news?"))
+	add(mk(41, base[15].From, "Re: follow-up", "fu-41@mail.acme.co.il", "In-Reply-To: <fu-40@mail.acme.co.il>\r\n", "Hello?"))
 	return out
 }
 
