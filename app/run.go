@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 
 	"github.com/northwind-it/ticketgw/metrics"
@@ -30,9 +29,6 @@ func cmdRun(ctx context.Context, args []string, env Env) error {
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	log := newLogger(env.Stderr, level, *logFormat == "json")
-	if pct, ok := tuneGC(env.Getenv); ok {
-		log.Debug("garbage collector target set (GOGC unset)", "gogc", pct)
-	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -141,21 +137,4 @@ func openStore(ctx context.Context, cfg *rules.Config) (*store.Store, func(), er
 		return nil, nil, err
 	}
 	return store.New(rdb, cfg.Redis.Prefix), func() { rdb.Close() }, nil
-}
-
-// defaultGCPercent is the garbage collector's target (GOGC) of a running
-// gateway whose operator has not set GOGC. At Go's default of 100 the
-// collector was a tenth of the CPU of a backlog drain; at 200 it costs half
-// as much, for about 8 MiB more peak RSS (BENCHMARKS.md, seventh session:
-// 49 MiB in a 10,000-message backlog, under the 64 MB target).
-const defaultGCPercent = 200
-
-// tuneGC sets the collector's target to defaultGCPercent unless the
-// environment sets GOGC (the operator's choice stands, GOMEMLIMIT too).
-func tuneGC(getenv func(string) (string, bool)) (int, bool) {
-	if _, ok := getenv("GOGC"); ok {
-		return 0, false
-	}
-	debug.SetGCPercent(defaultGCPercent)
-	return defaultGCPercent, true
 }
