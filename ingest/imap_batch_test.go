@@ -164,9 +164,19 @@ func TestIMAPSourceBatchFailures(t *testing.T) {
 				}
 				return errs
 			}
-			src := NewSource(imapTestConfig(ts), newIMAPCheckpoints(), imapTestLog(t), WithConcurrency(4, keys))
+			// Every message is looked up and found unprocessed before its
+			// batch is fetched (Fetched.Unprocessed).
+			lookup := func(ctx context.Context, mailbox string, uidValidity uint32, uids []uint32) ([]bool, error) {
+				return make([]bool, len(uids)), nil
+			}
+			src := NewSource(imapTestConfig(ts), newIMAPCheckpoints(), imapTestLog(t), WithConcurrency(4, keys), WithProcessedLookup(lookup))
 			var batches int
 			stop := imapRunSourceBatches(t, src, func(ctx context.Context, f *Fetched) error {
+				if mode == "short answer" && f.Unprocessed {
+					// Handled alone only after the batch failed, which
+					// may have stored it: the handler must check.
+					t.Errorf("uid %d handled alone after a failed batch marked unprocessed", f.UID)
+				}
 				return handle([]*Fetched{f})[0]
 			}, func(ctx context.Context, fs []*Fetched) []error {
 				mu.Lock()

@@ -264,10 +264,20 @@ func (r *imapRunner) startBatch(ctx context.Context, jobs []imapJob) error {
 		}
 		// The batch handler failed as a whole (it panicked): each message
 		// is handled alone, in order, so that one message that makes it
-		// panic holds up no other (those it had stored are found
-		// processed).
+		// panic holds up no other. The handler checks the processed
+		// markers again (the batch may have stored some before it
+		// failed). Once shutdown begins, the rest are left for the next
+		// run, and so is everything ordered after them.
 		for i, j := range jobs {
+			if ctx.Err() != nil {
+				broken.Store(true)
+				for k := i; k < len(errs); k++ {
+					errs[k] = errNotBegun
+				}
+				break
+			}
 			fs[i].Body = bytes.NewReader(j.body)
+			fs[i].Unprocessed = false
 			errs[i] = r.ss.callHandler(hctx, r.h, fs[i])
 		}
 	})

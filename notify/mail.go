@@ -154,14 +154,18 @@ const mailComposeKeep = 1 << 20
 func mailCompose(write func(*bytes.Buffer) error) ([]byte, error) {
 	buf := mailComposeBuffers.Get().(*bytes.Buffer)
 	buf.Reset()
-	defer func() {
+	if err := write(buf); err != nil {
 		if buf.Cap() <= mailComposeKeep {
 			mailComposeBuffers.Put(buf)
 		}
-	}()
-	if err := write(buf); err != nil {
 		return nil, err
 	}
+	if buf.Cap() > mailComposeKeep {
+		// Not kept for the next message: no copy (a large forward would
+		// otherwise be held twice at once).
+		return buf.Bytes(), nil
+	}
+	defer mailComposeBuffers.Put(buf)
 	return bytes.Clone(buf.Bytes()), nil
 }
 

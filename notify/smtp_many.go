@@ -54,9 +54,11 @@ func (s *Sender) SendMany(ctx context.Context, msgs []Outgoing) []error {
 		}
 		return errs
 	}
-	// The configured timeout is per message: a relay that takes its time
-	// over each (a content scan) must not see the later ones cut short,
-	// and then sent again.
+	// The configured timeout is per message: each message's replies get
+	// it (transactMany), so a relay that takes its time over each (a
+	// content scan) does not see the later ones cut short and sent again,
+	// while one that goes silent fails the batch after one timeout; the
+	// whole call is capped at one timeout per message.
 	tctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout*time.Duration(len(batch)))
 	chunked := s.sendPipelined(tctx, msgs, batch, errs)
 	cancel()
@@ -144,13 +146,15 @@ func (s *Sender) transactMany(ctx context.Context, conn *smtpConn, msgs []Outgoi
 	}
 	smtpQuickAck(c.conn) // as in chunk
 	healthy = true
+	defer func() { _ = conn.nc.SetReadDeadline(time.Time{}) }()
 	for k, i := range sent {
 		env := msgs[i].Env
+		_ = conn.nc.SetReadDeadline(time.Now().Add(s.cfg.Timeout))
 		r, _, err := c.chunkReplies(env.To)
 		if r.mail == nil && (err == nil || r.Op != "mail") {
 			taken = true // MAIL accepted
 		}
-		if smtpReplyCode(r.mail) == 421 {
+		if smtpAnnouncesEnd(r) {
 			healthy = false // the server is closing the session
 		}
 		if err != nil {
@@ -170,4 +174,18 @@ func (s *Sender) transactMany(ctx context.Context, conn *smtpConn, msgs []Outgoi
 		}
 	}
 	return first, taken, healthy
+}
+
+// smtpAnnouncesEnd reports whether a transaction's replies include 421:
+// the server is closing the session, which must not be pooled again.
+func smtpAnnouncesEnd(r smtpEnvelopeReplies) bool {
+	if smtpReplyCode(r.mail) == 421 || smtpReplyCode(r.data) == 421 {
+		return true
+	}
+	for _, err := range r.rcpt {
+		if smtpReplyCode(err) == 421 {
+			return true
+		}
+	}
+	return false
 }

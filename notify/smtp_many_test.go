@@ -190,6 +190,27 @@ func TestSendMany(t *testing.T) {
 			}
 		}
 	})
+	t.Run("a silent relay: one timeout, not one per message", func(t *testing.T) {
+		basic := smtpScriptedBasic([]string{"PIPELINING", "CHUNKING", "8BITMIME"}, nil, "")
+		srv := newSMTPScripted(t, func(line string, st *smtpScriptedState) []string {
+			if strings.HasPrefix(line, "MAIL") {
+				st.holdUntil = "NEVER" // takes everything, answers nothing
+			}
+			return basic(line, st)
+		})
+		cfg := srv.config()
+		cfg.Timeout = 300 * time.Millisecond
+		s := smtpNewSender(t, cfg)
+		start := time.Now()
+		for i, err := range s.SendMany(t.Context(), smtpTestBatch(t, 5)) {
+			if err == nil || !IsTemporary(err) {
+				t.Errorf("message %d: %v, want a temporary error", i, err)
+			}
+		}
+		if took := time.Since(start); took > time.Second {
+			t.Errorf("a silent relay held the batch %v, want about one timeout (300 ms), not one per message", took)
+		}
+	})
 	t.Run("a message that cannot be one chunk", func(t *testing.T) {
 		c := newSMTPCatcher(t, smtpCatcherOpts{})
 		s := smtpNewSender(t, c.config())

@@ -202,9 +202,14 @@ func TestCreateTicketReturnsWhatItStored(t *testing.T) {
 		{"billable", imac(1, PolicyBillable)},
 		{"billable again", imac(1, PolicyBillable)},
 		{"deferred", imac(1, PolicyNextMonth)},
+		{"invalid UTF-8", nil},
 	} {
 		nt := sampleTicket("acme", "ACME", fmt.Sprintf("mid:stored-%d", i), received.Add(time.Duration(i)*time.Minute))
 		nt.IMAC = tc.imac
+		if tc.name == "invalid UTF-8" {
+			// Stored with U+FFFD: the ticket returned must be the stored one.
+			nt.Ticket.MessageID, nt.Ticket.Subject = "ab\xffcd@acme.co.il", "bad \xfe byte"
+		}
 		if tc.imac != nil {
 			nt.Ticket.Category = "imac"
 			nt.Ticket.IMACQuota = tc.imac.MonthlyQuota
