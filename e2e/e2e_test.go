@@ -756,21 +756,7 @@ func testRestartMidStream(t *testing.T, tools *toolset, bin string, sig syscall.
 	stack.awaitCount(t, supportAddr, "Processed", n, 45*time.Second)
 	t.Logf("all processed %v after the restart", time.Since(restart).Round(time.Millisecond))
 
-	var want []string
-	for i := 1; i <= n; i++ {
-		want = append(want, fmt.Sprintf("GLX-%04d", i))
-	}
-	state := g.tickets(t)
-	if ids := slices.Sorted(maps.Keys(state)); !slices.Equal(ids, want) {
-		t.Errorf("tickets %v, want %v", ids, want)
-	}
-	var stateIDs []string
-	for _, ts := range state {
-		stateIDs = append(stateIDs, ts.MessageID)
-	}
-	if slices.Sort(stateIDs); !slices.Equal(stateIDs, slices.Sorted(slices.Values(messageIDs))) {
-		t.Errorf("tickets opened for messages %v, want one for each of %v", stateIDs, messageIDs)
-	}
+	want, state := oneTicketEach(t, g, messageIDs)
 
 	// Mail queued before a crash and claimed by the dead instance's outbox
 	// comes back when its claim's lease ends (15 s), at least once and
@@ -877,21 +863,7 @@ func testBacklog(t *testing.T, tools *toolset, bin string) {
 	gw := g.start(t)
 	start := time.Now()
 	stack.awaitCount(t, supportAddr, "Processed", n, 30*time.Second)
-	state := g.tickets(t)
-	var want []string
-	for i := 1; i <= n; i++ {
-		want = append(want, fmt.Sprintf("GLX-%04d", i))
-	}
-	if ids := slices.Sorted(maps.Keys(state)); !slices.Equal(ids, want) {
-		t.Fatalf("tickets %v, want %v", ids, want)
-	}
-	var stateIDs []string
-	for _, ts := range state {
-		stateIDs = append(stateIDs, ts.MessageID)
-	}
-	if slices.Sort(stateIDs); !slices.Equal(stateIDs, slices.Sorted(slices.Values(messageIDs))) {
-		t.Errorf("tickets opened for messages %v, want one for each of %v", stateIDs, messageIDs)
-	}
+	want, state := oneTicketEach(t, g, messageIDs)
 	var acks, copies map[string][]string
 	until := time.Now().Add(30 * time.Second)
 	for {
@@ -923,4 +895,27 @@ func testBacklog(t *testing.T, tools *toolset, bin string) {
 	if !regexp.MustCompile(`msg="smtp sent pipelined" .*messages=([2-9]|[1-9][0-9])`).MatchString(gw.log()) {
 		t.Errorf("no pipelined send of several messages in the gateway's log")
 	}
+}
+
+// oneTicketEach checks that the gateway opened tickets GLX-0001 to
+// GLX-<n>, one for each of the n messageIDs, and returns their ids and
+// state.
+func oneTicketEach(t *testing.T, g *gatewaySetup, messageIDs []string) ([]string, map[string]ticketState) {
+	t.Helper()
+	var want []string
+	for i := 1; i <= len(messageIDs); i++ {
+		want = append(want, fmt.Sprintf("GLX-%04d", i))
+	}
+	state := g.tickets(t)
+	if ids := slices.Sorted(maps.Keys(state)); !slices.Equal(ids, want) {
+		t.Errorf("tickets %v, want %v", ids, want)
+	}
+	var stateIDs []string
+	for _, ts := range state {
+		stateIDs = append(stateIDs, ts.MessageID)
+	}
+	if slices.Sort(stateIDs); !slices.Equal(stateIDs, slices.Sorted(slices.Values(messageIDs))) {
+		t.Errorf("tickets opened for messages %v, want one for each of %v", stateIDs, messageIDs)
+	}
+	return want, state
 }
