@@ -271,3 +271,43 @@ func TestCreateTicketAcksAfterScriptFlush(t *testing.T) {
 		t.Errorf("%d round trips after SCRIPT FLUSH, want 1 (a NOSCRIPT was run again)", trips.n)
 	}
 }
+
+// TestCommitNeverMarksWithoutMail: a queueing script that fails at run
+// time inside the commit's transaction (here the outbox's sent key has the
+// wrong type) leaves the message unmarked, alone or in a batch: EXEC
+// applies the other commands, and the marker used to be one of them
+// (found by review; pre-existing).
+func TestCommitNeverMarksWithoutMail(t *testing.T) {
+	ctx := context.Background()
+	s, rdb := newTestStore(t)
+	if err := rdb.Set(ctx, s.k.outboxSent(), "not a sorted set", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	ref := func(uid uint32) *SourceRef { return &SourceRef{Mailbox: "support", UIDValidity: 5, UID: uid} }
+	commit := func(uid uint32) Commit {
+		id := fmt.Sprintf("ACME-%04d", uid)
+		return Commit{TicketID: id, IDs: []string{fmt.Sprintf("in-%d@acme.co.il", uid)},
+			Entries: []OutboxEntry{mail("ack:" + id), mail("fwd:" + id)}, Processed: ref(uid)}
+	}
+	if _, err := s.CommitMessage(ctx, commit(1), received); err == nil {
+		t.Error("a commit whose mail could not be queued: no error")
+	}
+	_, errs := s.CommitMessages(ctx, []Commit{commit(2), commit(3)}, received)
+	for i, err := range errs {
+		if err == nil {
+			t.Errorf("batch commit %d whose mail could not be queued: no error", i)
+		}
+	}
+	for uid := uint32(1); uid <= 3; uid++ {
+		if _, marked, err := s.Processed(ctx, *ref(uid)); err != nil || marked {
+			t.Errorf("uid %d marked processed (%v) although its mail was not queued", uid, err)
+		}
+	}
+	// A commit without mail still marks.
+	if _, err := s.CommitMessage(ctx, Commit{TicketID: "ACME-0004", Processed: ref(4)}, received); err != nil {
+		t.Fatal(err)
+	}
+	if _, marked, err := s.Processed(ctx, *ref(4)); err != nil || !marked {
+		t.Errorf("a commit without mail: marked %v, %v", marked, err)
+	}
+}

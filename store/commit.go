@@ -96,8 +96,27 @@ type commitTx struct {
 
 	setnx   []*redis.BoolCmd
 	scripts []*redis.Cmd
-	mark    *redis.IntCmd
+	mark    redis.Cmder
 }
+
+// markQueuedScript marks a message processed only if every entry of its
+// mail is queued (or was sent): in a MULTI/EXEC a queueing script that
+// fails at run time (a key of the wrong type, out of memory) fails alone
+// while EXEC applies the rest, and a plain HSET would then mark a message
+// whose mail is missing.
+var markQueuedScript = redis.NewScript(`
+-- KEYS[1] the mailbox generation's processed hash
+-- KEYS[2] P{outbox}:msg   key -> payload JSON (queued or in flight)
+-- KEYS[3] P{outbox}:sent  key -> sent ms
+-- ARGV[1] UID, ARGV[2] ticket id, ARGV[3..] the entries' keys
+for i = 3, #ARGV do
+  if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 0 and not redis.call('ZSCORE', KEYS[3], ARGV[i]) then
+    return redis.error_reply('mail ' .. ARGV[i] .. ' is not queued: not marked processed')
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+`)
 
 // queue adds the commit's commands to the transaction p.
 func (tx *commitTx) queue(ctx context.Context, s *Store, p redis.Pipeliner) {
@@ -117,7 +136,17 @@ func (tx *commitTx) queue(ctx context.Context, s *Store, p redis.Pipeliner) {
 		tx.scripts[i] = enqueueScript.Eval(ctx, p, cl.keys, cl.args...)
 	}
 	if ref := c.Processed; ref != nil {
-		tx.mark = p.HSet(ctx, s.k.processed(ref.Mailbox, ref.UIDValidity), strconv.FormatUint(uint64(ref.UID), 10), c.TicketID)
+		key, uid := s.k.processed(ref.Mailbox, ref.UIDValidity), strconv.FormatUint(uint64(ref.UID), 10)
+		if len(c.Entries) == 0 {
+			tx.mark = p.HSet(ctx, key, uid, c.TicketID)
+			return
+		}
+		args := []any{uid, c.TicketID}
+		for _, e := range c.Entries {
+			args = append(args, e.Key)
+		}
+		// EVAL, as for the entries: see above.
+		tx.mark = markQueuedScript.Eval(ctx, p, []string{key, s.k.outboxMsg(), s.k.outboxSent()}, args...)
 	}
 }
 
