@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/northwind-it/ticketgw/conversation"
@@ -31,7 +32,8 @@ import (
 // its thread up again at its place.
 //
 // The caller orders the batch as a whole against other messages (the
-// source's OrderKeys): the batch's own Turn and Release are not used.
+// source's barrier, ingest.BatchHandler): the Fetched have no Turn or
+// Release.
 func (p *Pipeline) HandleBatch(ctx context.Context, fs []*ingest.Fetched) []error {
 	errs := make([]error, len(fs))
 	var run []*batchItem
@@ -179,19 +181,10 @@ func (p *Pipeline) lookUpRun(ctx context.Context, run []*batchItem) error {
 	}
 	at := 0
 	for i, it := range askers {
-		it.looked = !slicesAny(found[at : at+spans[i]])
+		it.looked = !slices.ContainsFunc(found[at:at+spans[i]], func(id string) bool { return id != "" })
 		at += spans[i]
 	}
 	return nil
-}
-
-func slicesAny(ss []string) bool {
-	for _, s := range ss {
-		if s != "" {
-			return true
-		}
-	}
-	return false
 }
 
 // openTickets opens the tickets of items (messages that open one, in
@@ -217,9 +210,8 @@ func (p *Pipeline) openTickets(ctx context.Context, items []*batchItem, errs []e
 	}
 	res := b.CreateTicketAcks(ctx, reqs)
 	type pending struct {
-		it      *batchItem
-		out     Outcome
-		entries []store.OutboxEntry
+		it  *batchItem
+		out Outcome
 	}
 	var commits []store.Commit
 	var waiting []pending
@@ -232,12 +224,8 @@ func (p *Pipeline) openTickets(ctx context.Context, items []*batchItem, errs []e
 			errs[it.i] = err
 			continue
 		}
-		c := store.Commit{TicketID: out.Ticket.ID, IDs: ids, Entries: entries}
-		if it.h.mark != nil {
-			c.Processed = &it.h.mark.ref
-		}
-		commits = append(commits, c)
-		waiting = append(waiting, pending{it, out, entries})
+		commits = append(commits, commitOf(out.Ticket.ID, ids, entries, it.h.mark))
+		waiting = append(waiting, pending{it, out})
 	}
 	if len(commits) == 0 {
 		return
@@ -245,18 +233,8 @@ func (p *Pipeline) openTickets(ctx context.Context, items []*batchItem, errs []e
 	added, cerrs := b.CommitMessages(ctx, commits, p.Now())
 	for k, w := range waiting {
 		it := w.it
-		if cerrs[k] != nil {
-			errs[it.i] = fmt.Errorf("index message ids and queue mail: %w", cerrs[k])
-			continue
-		}
-		if p.OnQueued != nil && len(w.entries) > 0 {
-			p.OnQueued(w.entries, added[k])
-		}
-		if it.h.mark != nil {
-			it.h.mark.done = true
-		}
-		var err error
-		if len(w.entries) > 0 {
+		err := p.committed(commits[k], it.h.mark, added[k], cerrs[k])
+		if err == nil && len(commits[k].Entries) > 0 {
 			err = p.fault("after-enqueue", it.h.m)
 		}
 		if err == nil {

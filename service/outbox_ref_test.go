@@ -196,7 +196,7 @@ func TestOutboxReferenceNotYetProcessed(t *testing.T) {
 	}
 
 	e.Attempts = 1
-	w.sender.sendOne(ctx, e, nil)
+	sendOne(ctx, w.sender, e)
 	if len(w.out.retried) != 1 || len(w.out.acked) != 0 || len(w.catcher.sums) != 0 {
 		t.Fatalf("before the move: retried %v acked %v sent %d, want one retry", w.out.retried, w.out.acked, len(w.catcher.sums))
 	}
@@ -213,7 +213,7 @@ func TestOutboxReferenceNotYetProcessed(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.Attempts = 2
-	w.sender.sendOne(ctx, e, nil)
+	sendOne(ctx, w.sender, e)
 	if len(w.out.acked) != 1 || len(w.catcher.sums) != 1 {
 		t.Fatalf("after the move: acked %v sent %d, errors %v", w.out.acked, len(w.catcher.sums), w.out.errs)
 	}
@@ -341,4 +341,9 @@ func ownAllocs() int64 {
 		}
 	}
 	return sum
+}
+
+// sendOne sends e alone and records the result, as a drain does.
+func sendOne(ctx context.Context, o *OutboxSender, e store.OutboxEntry) {
+	o.record(ctx, e, o.send(ctx, []store.OutboxEntry{e})[0], nil)
 }

@@ -451,17 +451,31 @@ func (p *Pipeline) queue(ctx context.Context, m *domain.Message, ticketID string
 // after it, so the marker is never written for a message whose handling
 // fails.
 func (p *Pipeline) commit(ctx context.Context, ticketID string, ids []string, entries []store.OutboxEntry) error {
-	c := store.Commit{TicketID: ticketID, IDs: ids, Entries: entries}
 	mark := pendingMarkFrom(ctx)
+	c := commitOf(ticketID, ids, entries, mark)
+	added, err := p.Store.CommitMessage(ctx, c, p.Now())
+	return p.committed(c, mark, added, err)
+}
+
+// commitOf is the store.Commit of a message's ticket, Message-IDs and
+// mail, with its processed marker when mark is set.
+func commitOf(ticketID string, ids []string, entries []store.OutboxEntry, mark *pendingMark) store.Commit {
+	c := store.Commit{TicketID: ticketID, IDs: ids, Entries: entries}
 	if mark != nil {
 		c.Processed = &mark.ref
 	}
-	added, err := p.Store.CommitMessage(ctx, c, p.Now())
+	return c
+}
+
+// committed records how a message's commit c ended (the store's answer
+// added, err): the mail it queued goes to OnQueued and its processed
+// marker is done.
+func (p *Pipeline) committed(c store.Commit, mark *pendingMark, added []bool, err error) error {
 	if err != nil {
 		return fmt.Errorf("index message ids and queue mail: %w", err)
 	}
-	if p.OnQueued != nil && len(entries) > 0 {
-		p.OnQueued(entries, added)
+	if p.OnQueued != nil && len(c.Entries) > 0 {
+		p.OnQueued(c.Entries, added)
 	}
 	if mark != nil {
 		mark.done = true

@@ -347,11 +347,6 @@ func (o *OutboxSender) giveBack(ctx context.Context, entries []store.OutboxEntry
 	}
 }
 
-// sendOne sends e alone and records the result (record).
-func (o *OutboxSender) sendOne(ctx context.Context, e store.OutboxEntry, acks *ackBatch) (deferred bool) {
-	return o.record(ctx, e, o.send(ctx, []store.OutboxEntry{e})[0], acks)
-}
-
 // manySender delivers several messages on one session (implemented by
 // *notify.Sender); Pipelines reports whether it does so in one write (the
 // relay's last session offered CHUNKING and PIPELINING).

@@ -39,46 +39,54 @@ type Commit struct {
 // the ids, one per entry and one for the marker, in that order. Either way
 // a retry after an error is harmless: every part is idempotent.
 func (s *Store) CommitMessage(ctx context.Context, c Commit, now time.Time) ([]bool, error) {
-	norm, err := normalizeIDs(c.TicketID, c.IDs)
+	tx, err := s.newCommitTx(ctx, c, now)
 	if err != nil {
 		return nil, err
 	}
-	calls := make([]enqueueCall, len(c.Entries))
-	for i, e := range c.Entries {
-		if calls[i].keys, calls[i].args, err = s.enqueueArgs(ctx, e, now); err != nil {
-			return nil, err
-		}
-	}
-	parts := len(norm) + len(calls)
+	parts := len(tx.norm) + len(tx.calls)
 	if c.Processed != nil {
 		parts++
 	}
-	added := make([]bool, len(c.Entries))
 	client, single := s.rdb.(*redis.Client)
 	if !single || parts < 2 {
-		if err := s.indexIDs(ctx, c.TicketID, norm); err != nil {
+		if err := s.indexIDs(ctx, c.TicketID, tx.norm); err != nil {
 			return nil, err
 		}
-		for i, cl := range calls {
+		for i, cl := range tx.calls {
 			n, err := enqueueScript.Run(ctx, s.rdb, cl.keys, cl.args...).Int()
 			if err != nil {
-				return added, fmt.Errorf("enqueue mail %s: %w", c.Entries[i].Key, err)
+				return tx.added, fmt.Errorf("enqueue mail %s: %w", c.Entries[i].Key, err)
 			}
-			added[i] = n == 1
+			tx.added[i] = n == 1
 		}
 		if c.Processed != nil {
 			if err := s.MarkProcessed(ctx, *c.Processed, c.TicketID); err != nil {
-				return added, err
+				return tx.added, err
 			}
 		}
-		return added, nil
+		return tx.added, nil
 	}
-	tx := &commitTx{c: c, norm: norm, calls: calls, added: added}
 	_, err = client.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		tx.queue(ctx, s, p)
 		return nil
 	})
 	return tx.finish(err)
+}
+
+// newCommitTx checks a Commit and prepares its commands: the normalized
+// ids and each entry's queueing script.
+func (s *Store) newCommitTx(ctx context.Context, c Commit, now time.Time) (*commitTx, error) {
+	norm, err := normalizeIDs(c.TicketID, c.IDs)
+	if err != nil {
+		return nil, err
+	}
+	tx := &commitTx{c: c, norm: norm, calls: make([]enqueueCall, len(c.Entries)), added: make([]bool, len(c.Entries))}
+	for i, e := range c.Entries {
+		if tx.calls[i].keys, tx.calls[i].args, err = s.enqueueArgs(ctx, e, now); err != nil {
+			return nil, err
+		}
+	}
+	return tx, nil
 }
 
 // enqueueCall is one Enqueue of a Commit: the script's keys and arguments.
@@ -192,23 +200,9 @@ func (s *Store) CommitMessages(ctx context.Context, cs []Commit, now time.Time) 
 	txs := make([]*commitTx, len(cs))
 	n := 0
 	for i, c := range cs {
-		norm, err := normalizeIDs(c.TicketID, c.IDs)
-		if err != nil {
-			errs[i] = err
-			continue
+		if txs[i], errs[i] = s.newCommitTx(ctx, c, now); txs[i] != nil {
+			n++
 		}
-		tx := &commitTx{c: c, norm: norm, calls: make([]enqueueCall, len(c.Entries)), added: make([]bool, len(c.Entries))}
-		for j, e := range c.Entries {
-			if tx.calls[j].keys, tx.calls[j].args, err = s.enqueueArgs(ctx, e, now); err != nil {
-				break
-			}
-		}
-		if err != nil {
-			errs[i] = err
-			continue
-		}
-		txs[i] = tx
-		n++
 	}
 	if n == 0 {
 		return added, errs
